@@ -7,11 +7,26 @@
 //! - [`runtime`]: `GlommioRuntime`, openraft's `AsyncRuntime` on glommio. Raft runs on
 //!   one glommio executor, the control executor.
 //! - [`log_store`]: the durable Raft log and vote, on the `raft-log` crate.
+//! - [`snapshot_store`]: the current state-machine snapshot file, replaced atomically.
+//! - [`types`]: the openraft type configuration of the topology (`TopoConfig`).
+//! - [`state_machine`]: `TopologyStateMachine`, the model's `TopologyState` as
+//!   openraft's state machine, with file snapshots and the publication hook.
 
 pub mod log_store;
 pub mod runtime;
+pub mod snapshot_store;
+pub mod state_machine;
+pub mod types;
 
 pub use log_store::LogStore;
 pub use log_store::LogStoreConfig;
 pub use log_store::LogStoreError;
 pub use runtime::GlommioRuntime;
+pub use state_machine::AppliedMeta;
+pub use state_machine::PublishHook;
+pub use state_machine::StateMachineError;
+pub use state_machine::TopologyStateMachine;
+pub use types::TopoConfig;
+pub use types::TopoRaft;
+pub use types::TopoRequest;
+pub use types::TopoResponse;
