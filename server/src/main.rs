@@ -1,1 +1,27 @@
-fn main() {}
+//! `concord-topo`: parse the command line, load the configuration, run the node.
+//! Exits non-zero with a one-line reason on any start-up failure.
+
+use clap::Parser;
+use concord_topo::config::{Cli, Config};
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = match Config::load(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("concord-topo: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = concord_topo::node::run(config) {
+        eprintln!("concord-topo: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,1 +1,6 @@
-//! Integration tests: one binary, one module per area.
+//! Integration tests: real `concord-topo` processes on loopback sockets, one binary,
+//! one module per area. Every server picks its own free ports, so tests run in parallel.
+
+mod api;
+mod durability;
+mod support;

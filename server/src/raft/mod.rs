@@ -6,6 +6,9 @@
 //!
 //! - [`runtime`]: `GlommioRuntime`, openraft's `AsyncRuntime` on glommio. Raft runs on
 //!   one glommio executor, the control executor.
+//! - [`node`]: `RaftNode`, the facade the rest of the server uses (write, read
+//!   index, status, a watch of term/leader).
+//! - [`network`]: the Raft transport between topology servers.
 //! - [`log_store`]: the durable Raft log and vote, on the `raft-log` crate.
 //! - [`snapshot_store`]: the current state-machine snapshot file, replaced atomically.
 //! - [`types`]: the openraft type configuration of the topology (`TopoConfig`).
@@ -13,6 +16,8 @@
 //!   openraft's state machine, with file snapshots and the publication hook.
 
 pub mod log_store;
+pub mod network;
+pub mod node;
 pub mod runtime;
 pub mod snapshot_store;
 pub mod state_machine;
@@ -21,6 +26,7 @@ pub mod types;
 pub use log_store::LogStore;
 pub use log_store::LogStoreConfig;
 pub use log_store::LogStoreError;
+pub use node::{RaftNode, RaftOptions, RaftStartError, RaftSummary, RaftWatch};
 pub use runtime::GlommioRuntime;
 pub use state_machine::AppliedMeta;
 pub use state_machine::PublishHook;

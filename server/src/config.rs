@@ -1,0 +1,544 @@
+//! Configuration: the YAML file, the command line, and their merge.
+//!
+//! Owns the one `Config` value every other module reads. Every key has a default;
+//! unknown keys and bad values are rejected at start with the key's path in the
+//! message (`topology.health_check.interval: invalid duration ...`). Command-line
+//! flags (design §6, a contract for scripts and the systemd unit) override the file.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Errors found while loading the configuration; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {key}: {message}")]
+    Parse {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The command line (design §6). Every flag overrides the matching config key.
+#[derive(Debug, Default, Parser)]
+#[command(name = "concord-topo", version, about = "ConcordKV topology service")]
+pub struct Cli {
+    /// YAML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// This server's Raft node id (a positive integer, unique in the cluster).
+    #[arg(long = "node-id", value_name = "N")]
+    pub node_id: Option<u64>,
+    /// Address the HTTP API listens on.
+    #[arg(long = "client-addr", value_name = "HOST:PORT")]
+    pub client_addr: Option<SocketAddr>,
+    /// Address the Raft peer transport listens on.
+    #[arg(long = "peer-addr", value_name = "HOST:PORT")]
+    pub peer_addr: Option<SocketAddr>,
+    /// Directory holding the Raft log, vote and state-machine snapshots.
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Initial members: `1=HOST:PEERPORT,2=HOST:PEERPORT,...`.
+    #[arg(long = "initial-cluster", value_name = "ID=HOST:PORT,...")]
+    pub initial_cluster: Option<String>,
+    /// Number of executors (threads, one per core); 0 means one per available core.
+    #[arg(long, value_name = "N")]
+    pub executors: Option<usize>,
+    /// Bearer token required on write routes.
+    #[arg(long = "auth-token", value_name = "TOKEN")]
+    pub auth_token: Option<String>,
+    /// Development mode: one node in ./concord-data, port 7070, a sample topology.
+    #[arg(long)]
+    pub dev: bool,
+}
+
+impl Cli {
+    /// True when no flag at all was given: `concord-topo` alone behaves as `--dev`.
+    pub fn is_empty(&self) -> bool {
+        self.config.is_none()
+            && self.node_id.is_none()
+            && self.client_addr.is_none()
+            && self.peer_addr.is_none()
+            && self.data_dir.is_none()
+            && self.initial_cluster.is_none()
+            && self.executors.is_none()
+            && self.auth_token.is_none()
+    }
+}
+
+/// The whole configuration, as read from YAML (all keys optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub node_id: u64,
+    pub client_addr: SocketAddr,
+    pub peer_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Raft node id → peer address of every initial member (including this one).
+    pub initial_cluster: BTreeMap<u64, SocketAddr>,
+    /// Executors (threads); 0 = one per available core.
+    pub executors: usize,
+    /// io_uring registered-buffer memory per executor, bytes. Small: memlock is often 8 MiB.
+    pub io_memory: usize,
+    pub auth_token: Option<String>,
+    /// Bootstrap this sample topology when the data directory is new (`--dev` sets it).
+    pub sample_topology: Option<SampleTopology>,
+    pub http: HttpConfig,
+    pub raft: RaftConfig,
+    pub topology: TopologyConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            client_addr: "127.0.0.1:7070".parse().expect("static address"),
+            peer_addr: "127.0.0.1:7071".parse().expect("static address"),
+            data_dir: PathBuf::from("concord-data"),
+            initial_cluster: BTreeMap::new(),
+            executors: 0,
+            io_memory: 512 * 1024,
+            auth_token: None,
+            sample_topology: None,
+            http: HttpConfig::default(),
+            raft: RaftConfig::default(),
+            topology: TopologyConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SampleTopology {
+    pub nodes: u32,
+    pub shards: u32,
+    pub replication_factor: u32,
+    /// First data-node port; node i listens on base_port + i on 127.0.0.1.
+    pub base_port: u16,
+}
+
+impl Default for SampleTopology {
+    fn default() -> Self {
+        SampleTopology {
+            nodes: 6,
+            shards: 64,
+            replication_factor: 3,
+            base_port: 9001,
+        }
+    }
+}
+
+/// Limits of the HTTP/1.1 front.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request head (request line + headers) accepted, bytes.
+    pub max_header_bytes: usize,
+    /// Largest request body accepted, bytes (a 413 past it).
+    pub max_body_bytes: usize,
+    /// Time allowed to produce an answer once a request has arrived.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long an idle keep-alive connection stays open; also bounds how long a
+    /// request head may take to arrive (hyper runs one timer for both).
+    #[serde(with = "humantime_serde")]
+    pub keepalive_timeout: Duration,
+    /// How long a write may wait for Raft before the client gets 503.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Raft timing and log compaction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftConfig {
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub election_timeout_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub election_timeout_max: Duration,
+    /// Build a state-machine snapshot after this many applied entries.
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind the last snapshot (for slow followers).
+    pub keep_after_snapshot: u64,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            snapshot_every: 5000,
+            keep_after_snapshot: 1000,
+        }
+    }
+}
+
+/// The seed's `topology:` section, with its original keys.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologyConfig {
+    pub health_check: HealthCheckConfig,
+    pub notifications: NotificationConfig,
+    pub cache: CacheConfig,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub retry_count: u32,
+    pub failure_threshold: u32,
+    pub success_threshold: u32,
+    pub probe: ProbeKind,
+    pub max_concurrent_probes: usize,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            retry_count: 2,
+            failure_threshold: 3,
+            success_threshold: 2,
+            probe: ProbeKind::Http,
+            max_concurrent_probes: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationConfig {
+    pub enable_sse: bool,
+    /// Events kept in the replicated history (resume and `?since=` deltas).
+    pub event_buffer_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub subscription_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    pub max_subscribers: usize,
+    /// Frames a subscriber may have queued before it is disconnected.
+    pub subscriber_queue: usize,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> Self {
+        NotificationConfig {
+            enable_sse: true,
+            event_buffer_size: 10_000,
+            subscription_timeout: Duration::from_secs(300),
+            heartbeat_interval: Duration::from_secs(15),
+            max_subscribers: 20_000,
+            subscriber_queue: 256,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// `Cache-Control: max-age` sent on read responses (0 = `no-cache`).
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How many per-shard / per-node response bodies each published version keeps
+    /// encoded; lookups past it are encoded per request.
+    pub max_entries: usize,
+    /// Whether gzip is offered to clients that send `Accept-Encoding: gzip`.
+    pub compression: bool,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Duration::ZERO,
+            max_entries: 100_000,
+            compression: true,
+        }
+    }
+}
+
+impl Config {
+    /// Parses a YAML document; errors carry the path of the offending key.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let config: Config = match serde_path_to_error::deserialize(de) {
+            Ok(c) => c,
+            Err(e) => {
+                let key = e.path().to_string();
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    key: if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
+                    message: e.into_inner().to_string(),
+                });
+            }
+        };
+        Ok(config)
+    }
+
+    /// Loads the file named by `--config` (if any), applies the flags, validates.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Config::from_yaml(&text, path)?
+            }
+            None => Config::default(),
+        };
+        config.apply_cli(cli)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_cli(&mut self, cli: &Cli) -> Result<(), ConfigError> {
+        if cli.dev || cli.is_empty() {
+            self.sample_topology
+                .get_or_insert_with(SampleTopology::default);
+        }
+        if let Some(v) = cli.node_id {
+            self.node_id = v;
+        }
+        if let Some(v) = cli.client_addr {
+            self.client_addr = v;
+        }
+        if let Some(v) = cli.peer_addr {
+            self.peer_addr = v;
+        }
+        if let Some(v) = &cli.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = &cli.initial_cluster {
+            self.initial_cluster = parse_initial_cluster(v)?;
+        }
+        if let Some(v) = cli.executors {
+            self.executors = v;
+        }
+        if let Some(v) = &cli.auth_token {
+            self.auth_token = Some(v.clone());
+        }
+        Ok(())
+    }
+
+    /// Cross-key checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be a positive integer"));
+        }
+        if !self.initial_cluster.is_empty() {
+            match self.initial_cluster.get(&self.node_id) {
+                None => {
+                    return Err(invalid(
+                        "initial_cluster",
+                        format!("does not list this server's node_id {}", self.node_id),
+                    ))
+                }
+                Some(addr) if addr.port() != self.peer_addr.port() => {
+                    return Err(invalid(
+                        "initial_cluster",
+                        format!(
+                            "lists node {} at {addr}, but peer_addr is {}",
+                            self.node_id, self.peer_addr
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if self.io_memory < 64 * 1024 {
+            return Err(invalid("io_memory", "must be at least 65536 bytes"));
+        }
+        if self.auth_token.as_deref() == Some("") {
+            return Err(invalid(
+                "auth_token",
+                "must not be empty (omit it to disable)",
+            ));
+        }
+        positive("http.max_header_bytes", self.http.max_header_bytes as u64)?;
+        positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
+        nonzero("http.request_timeout", self.http.request_timeout)?;
+        nonzero("http.keepalive_timeout", self.http.keepalive_timeout)?;
+        nonzero("http.write_timeout", self.http.write_timeout)?;
+        let r = &self.raft;
+        nonzero("raft.heartbeat_interval", r.heartbeat_interval)?;
+        if r.election_timeout_min <= r.heartbeat_interval {
+            return Err(invalid(
+                "raft.election_timeout_min",
+                "must be longer than raft.heartbeat_interval",
+            ));
+        }
+        if r.election_timeout_max <= r.election_timeout_min {
+            return Err(invalid(
+                "raft.election_timeout_max",
+                "must be longer than raft.election_timeout_min",
+            ));
+        }
+        positive("raft.snapshot_every", r.snapshot_every)?;
+        let h = &self.topology.health_check;
+        nonzero("topology.health_check.interval", h.interval)?;
+        nonzero("topology.health_check.timeout", h.timeout)?;
+        if h.timeout > h.interval {
+            return Err(invalid(
+                "topology.health_check.timeout",
+                "must not exceed topology.health_check.interval",
+            ));
+        }
+        positive(
+            "topology.health_check.failure_threshold",
+            h.failure_threshold.into(),
+        )?;
+        positive(
+            "topology.health_check.success_threshold",
+            h.success_threshold.into(),
+        )?;
+        positive(
+            "topology.health_check.max_concurrent_probes",
+            h.max_concurrent_probes as u64,
+        )?;
+        let n = &self.topology.notifications;
+        positive(
+            "topology.notifications.event_buffer_size",
+            n.event_buffer_size as u64,
+        )?;
+        nonzero(
+            "topology.notifications.subscription_timeout",
+            n.subscription_timeout,
+        )?;
+        nonzero(
+            "topology.notifications.heartbeat_interval",
+            n.heartbeat_interval,
+        )?;
+        positive(
+            "topology.notifications.subscriber_queue",
+            n.subscriber_queue as u64,
+        )?;
+        if let Some(s) = &self.sample_topology {
+            positive("sample_topology.nodes", s.nodes.into())?;
+            positive("sample_topology.shards", s.shards.into())?;
+            if s.replication_factor == 0 || s.replication_factor > s.nodes {
+                return Err(invalid(
+                    "sample_topology.replication_factor",
+                    "must be between 1 and sample_topology.nodes",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The members to initialise a new cluster with: the configured list, or this server alone.
+    pub fn members(&self) -> BTreeMap<u64, SocketAddr> {
+        if self.initial_cluster.is_empty() {
+            BTreeMap::from([(self.node_id, self.peer_addr)])
+        } else {
+            self.initial_cluster.clone()
+        }
+    }
+
+    /// The executor count to run: the configured one, or one per available core.
+    pub fn executor_count(&self) -> usize {
+        if self.executors > 0 {
+            self.executors
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+fn positive(key: &str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be greater than zero"));
+    }
+    Ok(())
+}
+
+fn nonzero(key: &str, value: Duration) -> Result<(), ConfigError> {
+    if value.is_zero() {
+        return Err(invalid(
+            key,
+            "must be a non-zero duration such as 500ms or 5s",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `1=10.0.0.1:7071,2=10.0.0.2:7071` (etcd's `--initial-cluster` shape).
+pub fn parse_initial_cluster(text: &str) -> Result<BTreeMap<u64, SocketAddr>, ConfigError> {
+    let key = "--initial-cluster";
+    let mut members = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .ok_or_else(|| invalid(key, format!("`{item}` is not ID=HOST:PORT")))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| invalid(key, format!("`{id}` is not a positive node id")))?;
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| invalid(key, format!("`{addr}` is not an IP:PORT address")))?;
+        if members.insert(id, addr).is_some() {
+            return Err(invalid(key, format!("node id {id} is listed twice")));
+        }
+    }
+    if members.is_empty() {
+        return Err(invalid(key, "lists no member"));
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+#[path = "config_test.rs"]
+mod tests;

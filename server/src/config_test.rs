@@ -1,0 +1,129 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    let config = Config::from_yaml(text, Path::new("test.yaml"))?;
+    config.validate()?;
+    Ok(config)
+}
+
+fn error_of(text: &str) -> String {
+    parse(text)
+        .expect_err("config should be rejected")
+        .to_string()
+}
+
+#[test]
+fn example_file_parses_and_matches_defaults() {
+    let text = include_str!("../config/example.yaml");
+    let config = parse(text).expect("example.yaml is valid");
+    let default = Config::default();
+    assert_eq!(config.client_addr, default.client_addr);
+    assert_eq!(config.http.max_body_bytes, default.http.max_body_bytes);
+    assert_eq!(
+        config.raft.election_timeout_max,
+        default.raft.election_timeout_max
+    );
+    assert_eq!(
+        config.topology.health_check.interval,
+        default.topology.health_check.interval
+    );
+    assert_eq!(
+        config.topology.notifications.event_buffer_size,
+        default.topology.notifications.event_buffer_size
+    );
+    assert_eq!(
+        config.topology.cache.compression,
+        default.topology.cache.compression
+    );
+    assert_eq!(config.initial_cluster.len(), 1);
+}
+
+#[test]
+fn empty_document_gives_defaults() {
+    let config = parse("{}").unwrap();
+    assert_eq!(config.node_id, 1);
+    assert_eq!(config.topology.health_check.failure_threshold, 3);
+}
+
+#[test]
+fn unknown_key_is_rejected_with_its_path() {
+    let msg = error_of("topology:\n  health_check:\n    intervall: 5s\n");
+    assert!(msg.contains("topology.health_check"), "{msg}");
+    assert!(msg.contains("intervall"), "{msg}");
+}
+
+#[test]
+fn bad_duration_is_rejected_with_its_path() {
+    let msg = error_of("topology:\n  notifications:\n    heartbeat_interval: soon\n");
+    assert!(
+        msg.contains("topology.notifications.heartbeat_interval"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn wrong_type_is_rejected_with_its_path() {
+    let msg = error_of("http:\n  max_body_bytes: lots\n");
+    assert!(msg.contains("http.max_body_bytes"), "{msg}");
+}
+
+#[test]
+fn zero_and_inconsistent_values_are_rejected() {
+    assert!(error_of("node_id: 0").contains("node_id"));
+    assert!(error_of("topology:\n  health_check:\n    interval: 0s\n").contains("interval"));
+    assert!(error_of("raft:\n  election_timeout_min: 10ms\n").contains("raft.election_timeout_min"));
+    assert!(error_of("topology:\n  health_check:\n    timeout: 10s\n").contains("timeout"));
+    assert!(error_of("initial_cluster:\n  2: 127.0.0.1:7071\n").contains("initial_cluster"));
+    assert!(error_of("auth_token: ''").contains("auth_token"));
+    assert!(
+        error_of("sample_topology: {nodes: 2, replication_factor: 3}")
+            .contains("replication_factor")
+    );
+}
+
+#[test]
+fn initial_cluster_flag_parses_and_rejects_garbage() {
+    let members = parse_initial_cluster("1=127.0.0.1:7071, 2=127.0.0.1:7072").unwrap();
+    assert_eq!(members.len(), 2);
+    assert_eq!(members[&2].port(), 7072);
+    for bad in [
+        "",
+        "1",
+        "x=127.0.0.1:1",
+        "0=127.0.0.1:1",
+        "1=nohost",
+        "1=127.0.0.1:1,1=127.0.0.1:2",
+    ] {
+        assert!(
+            parse_initial_cluster(bad).is_err(),
+            "{bad} should be rejected"
+        );
+    }
+}
+
+#[test]
+fn flags_override_the_file_and_no_flags_means_dev() {
+    let cli = Cli::parse_from([
+        "concord-topo",
+        "--node-id",
+        "2",
+        "--client-addr",
+        "127.0.0.1:9999",
+        "--initial-cluster",
+        "1=127.0.0.1:7071,2=127.0.0.1:7071",
+        "--executors",
+        "3",
+        "--auth-token",
+        "t",
+    ]);
+    let config = Config::load(&cli).unwrap();
+    assert_eq!(config.node_id, 2);
+    assert_eq!(config.client_addr.port(), 9999);
+    assert_eq!(config.executor_count(), 3);
+    assert_eq!(config.auth_token.as_deref(), Some("t"));
+    assert!(config.sample_topology.is_none());
+
+    let dev = Config::load(&Cli::parse_from(["concord-topo"])).unwrap();
+    assert_eq!(dev.sample_topology, Some(SampleTopology::default()));
+    assert_eq!(dev.members().len(), 1);
+}

@@ -1,0 +1,121 @@
+//! Requests from the serving executors to the control executor, where Raft lives.
+//!
+//! Handlers never touch openraft: they send a [`ControlRequest`] over a channel and
+//! await the reply. The control executor answers each request in its own task, so a
+//! slow commit never stalls the channel.
+
+use serde::Serialize;
+use topology_model::{ApplyError, Command};
+
+/// Why a write was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The state machine refused the change set; nothing was applied.
+    #[error("{0}")]
+    Rejected(ApplyError),
+    /// No leader is known (an election is running); try again shortly.
+    #[error("no Raft leader is available; retry shortly")]
+    NoLeader,
+    /// This server is not the leader; the request should go to `leader`.
+    #[error("not the leader; the leader is node {leader_id} at {leader_addr}")]
+    ForwardTo { leader_id: u64, leader_addr: String },
+    /// Raft did not commit within the write timeout.
+    #[error("the write was not committed within {0:?}; its outcome is unknown")]
+    Timeout(std::time::Duration),
+    /// Raft is shutting down or hit a storage fault.
+    #[error("raft is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A committed write: the version it produced.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WriteOk {
+    pub version: u64,
+}
+
+/// Why a linearizable read could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadIndexError {
+    #[error("no Raft leader is available for a linearizable read; retry shortly")]
+    NoLeader,
+    #[error("this server could not confirm leadership: {0}")]
+    Unavailable(String),
+}
+
+/// Membership of the Raft cluster as the status route reports it.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatus {
+    pub node_id: u64,
+    pub leader: Option<u64>,
+    pub term: u64,
+    pub state: String,
+    pub committed_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub members: Vec<Member>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub node_id: u64,
+    pub address: String,
+    /// "voter" or "learner".
+    pub role: &'static str,
+}
+
+/// One request from an executor to the control executor.
+pub enum ControlRequest {
+    Write {
+        command: Command,
+        reply: async_channel::Sender<Result<WriteOk, WriteError>>,
+    },
+    /// Confirm leadership (Raft read index) and return the log index to wait for.
+    ReadIndex {
+        reply: async_channel::Sender<Result<u64, ReadIndexError>>,
+    },
+    Status {
+        reply: async_channel::Sender<ClusterStatus>,
+    },
+}
+
+/// The executors' handle on the control executor.
+#[derive(Clone)]
+pub struct ControlClient {
+    sender: async_channel::Sender<ControlRequest>,
+}
+
+impl ControlClient {
+    pub fn new(sender: async_channel::Sender<ControlRequest>) -> ControlClient {
+        ControlClient { sender }
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(async_channel::Sender<T>) -> ControlRequest,
+    ) -> Option<T> {
+        let (reply, answer) = async_channel::bounded(1);
+        self.sender.send(make(reply)).await.ok()?;
+        answer.recv().await.ok()
+    }
+
+    pub async fn write(&self, command: Command) -> Result<WriteOk, WriteError> {
+        self.call(|reply| ControlRequest::Write { command, reply })
+            .await
+            .unwrap_or_else(|| Err(WriteError::Unavailable("control executor stopped".into())))
+    }
+
+    pub async fn read_index(&self) -> Result<u64, ReadIndexError> {
+        self.call(|reply| ControlRequest::ReadIndex { reply })
+            .await
+            .unwrap_or_else(|| {
+                Err(ReadIndexError::Unavailable(
+                    "control executor stopped".into(),
+                ))
+            })
+    }
+
+    pub async fn status(&self) -> Option<ClusterStatus> {
+        self.call(|reply| ControlRequest::Status { reply }).await
+    }
+}

@@ -1,0 +1,209 @@
+//! Building responses: the envelope, errors, topology headers, ETag, gzip.
+//!
+//! Every answer of the API goes through here so headers and error shapes are the
+//! same on every route.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+
+use crate::publish::Encoded;
+
+/// The response body type of every route.
+pub type Body = Full<Bytes>;
+
+/// What the topology headers report: this server's view of version, term and leader.
+#[derive(Clone, Copy, Debug)]
+pub struct TopologyHeaders {
+    pub version: u64,
+    pub term: u64,
+    /// 0 when this server knows no leader.
+    pub leader: u64,
+}
+
+/// Compresses `data` with gzip (fast level: bodies are compressed once per version).
+pub fn gzip(data: &[u8]) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(data)
+        .expect("writing to a Vec cannot fail");
+    Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
+}
+
+/// True when the client's Accept-Encoding admits gzip (and not with q=0).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let q_zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
+/// The strong ETag of a version: `"<version>"`.
+pub fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
+}
+
+/// True when If-None-Match names this version (or `*`).
+pub fn not_modified(headers: &HeaderMap, version: u64) -> bool {
+    let wanted = format!("\"{version}\"");
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == "*" || t == wanted)
+}
+
+fn add_topology_headers(headers: &mut HeaderMap, topo: TopologyHeaders) {
+    headers.insert("x-topology-version", HeaderValue::from(topo.version));
+    headers.insert("x-raft-term", HeaderValue::from(topo.term));
+    headers.insert("x-raft-leader", HeaderValue::from(topo.leader));
+}
+
+/// Options of one read answer.
+pub struct ReadAnswer<'a> {
+    pub topo: TopologyHeaders,
+    pub request_headers: &'a HeaderMap,
+    pub cache_control: &'a HeaderValue,
+    pub allow_gzip: bool,
+}
+
+/// A 200 (or 304) carrying a pre-encoded JSON body of the given version.
+pub fn read_ok(answer: &ReadAnswer<'_>, body: &Encoded) -> Response<Body> {
+    let version = answer.topo.version;
+    let mut response = if not_modified(answer.request_headers, version) {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else if answer.allow_gzip && accepts_gzip(answer.request_headers) {
+        let mut r = Response::new(Full::new(body.gzip().clone()));
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        Response::new(Full::new(body.identity.clone()))
+    };
+    let headers = response.headers_mut();
+    if answer.allow_gzip {
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    headers.insert(header::ETAG, etag(version));
+    headers.insert(header::CACHE_CONTROL, answer.cache_control.clone());
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    add_topology_headers(headers, answer.topo);
+    response
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    success: bool,
+    message: &'a str,
+    version: u64,
+}
+
+/// An error in the envelope: `{"success":false,"message":...,"version":...}`.
+pub fn error(status: StatusCode, message: &str, topo: TopologyHeaders) -> Response<Body> {
+    let body = serde_json::to_vec(&ErrorBody {
+        success: false,
+        message,
+        version: topo.version,
+    })
+    .expect("error bodies always serialize");
+    json(status, body, topo)
+}
+
+/// Any JSON answer (writes, stats, cluster status) with the topology headers.
+pub fn json(status: StatusCode, body: Vec<u8>, topo: TopologyHeaders) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    add_topology_headers(headers, topo);
+    response
+}
+
+/// Plain text (metrics, probes).
+pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn gzip_is_negotiated_by_accept_encoding() {
+        assert!(accepts_gzip(&headers(&[("accept-encoding", "gzip")])));
+        assert!(accepts_gzip(&headers(&[(
+            "accept-encoding",
+            "br, GZIP;q=0.5"
+        )])));
+        assert!(accepts_gzip(&headers(&[("accept-encoding", "*")])));
+        assert!(!accepts_gzip(&headers(&[("accept-encoding", "gzip;q=0")])));
+        assert!(!accepts_gzip(&headers(&[("accept-encoding", "br")])));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn if_none_match_compares_versions() {
+        assert!(not_modified(&headers(&[("if-none-match", "\"7\"")]), 7));
+        assert!(not_modified(
+            &headers(&[("if-none-match", "\"6\", W/\"7\"")]),
+            7
+        ));
+        assert!(not_modified(&headers(&[("if-none-match", "*")]), 7));
+        assert!(!not_modified(&headers(&[("if-none-match", "\"6\"")]), 7));
+        assert!(!not_modified(&HeaderMap::new(), 7));
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let data = b"{\"success\":true}".repeat(100);
+        let packed = gzip(&data);
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+    }
+}

@@ -1,0 +1,258 @@
+//! Counters and latency histograms, rendered in the Prometheus text format.
+//!
+//! Each executor owns its own [`ExecutorMetrics`] (written by that thread alone, so
+//! the relaxed atomics never bounce between cores); `/metrics` sums them at scrape
+//! time together with the process-wide gauges of [`crate::executor::RaftView`].
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Route classes counted separately.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteClass {
+    Read,
+    Write,
+    Cluster,
+    Probe,
+    Other,
+}
+
+const CLASSES: [(RouteClass, &str); 5] = [
+    (RouteClass::Read, "read"),
+    (RouteClass::Write, "write"),
+    (RouteClass::Cluster, "cluster"),
+    (RouteClass::Probe, "probe"),
+    (RouteClass::Other, "other"),
+];
+
+/// Status families counted per class.
+const STATUS_FAMILIES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
+
+/// Upper bounds of the latency buckets, microseconds.
+const BUCKETS_US: [u64; 12] = [
+    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000, 10_000_000,
+];
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, elapsed: Duration) {
+        let us = elapsed.as_micros().min(u64::MAX as u128) as u64;
+        if let Some(i) = BUCKETS_US.iter().position(|b| us <= *b) {
+            self.buckets[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+}
+
+/// The metrics one executor writes.
+#[derive(Default)]
+pub struct ExecutorMetrics {
+    responses: [[AtomicU64; STATUS_FAMILIES.len()]; CLASSES.len()],
+    latency: [Histogram; CLASSES.len()],
+    connections_opened: AtomicU64,
+    connections_closed: AtomicU64,
+}
+
+fn class_index(class: RouteClass) -> usize {
+    CLASSES
+        .iter()
+        .position(|(c, _)| *c == class)
+        .expect("every class is listed")
+}
+
+impl ExecutorMetrics {
+    pub fn record(&self, class: RouteClass, status: u16, elapsed: Duration) {
+        let c = class_index(class);
+        let family = (status / 100).clamp(2, 5) as usize - 2;
+        self.responses[c][family].fetch_add(1, Relaxed);
+        self.latency[c].observe(elapsed);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_opened.fetch_add(1, Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_closed.fetch_add(1, Relaxed);
+    }
+}
+
+/// Gauges that come from outside the executors, read at scrape time.
+pub struct Gauges {
+    pub version: u64,
+    pub term: u64,
+    pub leader: u64,
+    pub is_leader: bool,
+    pub applied_index: u64,
+    pub shards: usize,
+    pub nodes: usize,
+    pub executors: usize,
+}
+
+/// Renders every executor's metrics plus the gauges as Prometheus text.
+pub fn render(all: &[Arc<ExecutorMetrics>], gauges: &Gauges) -> String {
+    let mut out = String::with_capacity(4096);
+    let sum = |f: &dyn Fn(&ExecutorMetrics) -> u64| all.iter().map(|m| f(m)).sum::<u64>();
+
+    out.push_str(
+        "# HELP concord_http_responses_total HTTP responses by route class and status family.\n",
+    );
+    out.push_str("# TYPE concord_http_responses_total counter\n");
+    for (ci, (_, class)) in CLASSES.iter().enumerate() {
+        for (fi, family) in STATUS_FAMILIES.iter().enumerate() {
+            let n = sum(&|m| m.responses[ci][fi].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "concord_http_responses_total{{class=\"{class}\",status=\"{family}\"}} {n}"
+            );
+        }
+    }
+    out.push_str("# HELP concord_http_request_duration_seconds Time to produce a response.\n");
+    out.push_str("# TYPE concord_http_request_duration_seconds histogram\n");
+    for (ci, (_, class)) in CLASSES.iter().enumerate() {
+        let mut cumulative = 0;
+        for (bi, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += sum(&|m| m.latency[ci].buckets[bi].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "concord_http_request_duration_seconds_bucket{{class=\"{class}\",le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1e6
+            );
+        }
+        let count = sum(&|m| m.latency[ci].count.load(Relaxed));
+        let sum_us = sum(&|m| m.latency[ci].sum_us.load(Relaxed));
+        let _ = writeln!(
+            out,
+            "concord_http_request_duration_seconds_bucket{{class=\"{class}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "concord_http_request_duration_seconds_sum{{class=\"{class}\"}} {}",
+            sum_us as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "concord_http_request_duration_seconds_count{{class=\"{class}\"}} {count}"
+        );
+    }
+    let opened = sum(&|m| m.connections_opened.load(Relaxed));
+    let closed = sum(&|m| m.connections_closed.load(Relaxed));
+    let gauges_list: [(&str, &str, &str, u64); 10] = [
+        (
+            "concord_http_connections_opened_total",
+            "counter",
+            "Connections accepted.",
+            opened,
+        ),
+        (
+            "concord_http_connections_open",
+            "gauge",
+            "Connections open now.",
+            opened.saturating_sub(closed),
+        ),
+        (
+            "concord_topology_version",
+            "gauge",
+            "Topology version published on this server.",
+            gauges.version,
+        ),
+        (
+            "concord_topology_shards",
+            "gauge",
+            "Shards in the published topology.",
+            gauges.shards as u64,
+        ),
+        (
+            "concord_topology_nodes",
+            "gauge",
+            "Data nodes in the published topology.",
+            gauges.nodes as u64,
+        ),
+        (
+            "concord_raft_term",
+            "gauge",
+            "Current Raft term.",
+            gauges.term,
+        ),
+        (
+            "concord_raft_leader_id",
+            "gauge",
+            "Raft leader id (0 = none known).",
+            gauges.leader,
+        ),
+        (
+            "concord_raft_is_leader",
+            "gauge",
+            "1 when this server leads.",
+            gauges.is_leader as u64,
+        ),
+        (
+            "concord_raft_applied_index",
+            "gauge",
+            "Last applied Raft log index.",
+            gauges.applied_index,
+        ),
+        (
+            "concord_executors",
+            "gauge",
+            "Serving executors (threads).",
+            gauges.executors as u64,
+        ),
+    ];
+    for (name, kind, help, value) in gauges_list {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_sums_executors_and_buckets_cumulatively() {
+        let a = Arc::new(ExecutorMetrics::default());
+        let b = Arc::new(ExecutorMetrics::default());
+        a.record(RouteClass::Read, 200, Duration::from_micros(40));
+        b.record(RouteClass::Read, 304, Duration::from_micros(400));
+        b.record(RouteClass::Write, 409, Duration::from_millis(3));
+        a.connection_opened();
+        let text = render(
+            &[a, b],
+            &Gauges {
+                version: 7,
+                term: 2,
+                leader: 1,
+                is_leader: true,
+                applied_index: 9,
+                shards: 64,
+                nodes: 6,
+                executors: 2,
+            },
+        );
+        assert!(text.contains("concord_http_responses_total{class=\"read\",status=\"2xx\"} 1"));
+        assert!(text.contains("concord_http_responses_total{class=\"read\",status=\"3xx\"} 1"));
+        assert!(text.contains("concord_http_responses_total{class=\"write\",status=\"4xx\"} 1"));
+        assert!(text.contains(
+            "concord_http_request_duration_seconds_bucket{class=\"read\",le=\"0.00005\"} 1"
+        ));
+        assert!(text.contains(
+            "concord_http_request_duration_seconds_bucket{class=\"read\",le=\"0.0005\"} 2"
+        ));
+        assert!(text.contains("concord_http_request_duration_seconds_count{class=\"read\"} 2"));
+        assert!(text.contains("concord_topology_version 7"));
+        assert!(text.contains("concord_http_connections_open 1"));
+    }
+}

@@ -1,0 +1,286 @@
+//! Wiring: one topology server = a locked data directory, the control executor
+//! (Raft + control requests + HTTP) and N-1 further HTTP executors.
+//!
+//! Start-up order matters: Raft recovers its state first and publishes it, and only
+//! then do the executors bind the client port, so no client ever sees an empty
+//! topology from a server that has one on disk.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::{Config, SampleTopology};
+use crate::control::{ControlClient, ControlRequest};
+use crate::executor::{ExecutorContext, RaftView, Shared};
+use crate::metrics::ExecutorMetrics;
+use crate::publish::{follow_hub, LocalPublished, PublicationHub, Published};
+use crate::raft::{RaftNode, RaftOptions, RaftWatch};
+use topology_model::{Command, NodeSpec, Operation, TopologyState};
+
+/// Why the server could not start (each a one-line reason for the operator).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("data directory {path} is locked by another concord-topo process")]
+    DataDirLocked { path: String },
+    #[error("cannot listen on {what} address {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start executor {index}: {message} (glommio needs io_uring and enough locked memory: check `ulimit -l` and lower io_memory)")]
+    Executor { index: usize, message: String },
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// Holds an exclusive lock on the data directory for the life of the process.
+fn lock_data_dir(config: &Config) -> Result<File, StartError> {
+    let path = config.data_dir.display().to_string();
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: path.clone(),
+        source,
+    })?;
+    let lock =
+        File::create(config.data_dir.join("LOCK")).map_err(|source| StartError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::DataDirLocked { path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir { path, source }),
+    }
+}
+
+/// Checks that nobody listens on `addr` yet, and resolves port 0 to a real port.
+///
+/// The executors bind with SO_REUSEPORT, which would silently share a port with another
+/// process of the same user; this plain bind (no SO_REUSEPORT) fails instead. A port
+/// still held for a moment by a killed predecessor (the kernel tears io_uring rings
+/// down asynchronously, and with them its listening socket) is retried briefly.
+fn claim_port(what: &'static str, addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    let deadline = std::time::Instant::now() + PORT_RETRY;
+    loop {
+        match std::net::TcpListener::bind(addr).and_then(|probe| probe.local_addr()) {
+            Ok(bound) => return Ok(bound),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(source) => return Err(StartError::Bind { what, addr, source }),
+        }
+    }
+}
+
+/// How long a busy port is retried at start.
+const PORT_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Runs the server until the process is killed.
+pub fn run(mut config: Config) -> Result<(), StartError> {
+    let _lock = lock_data_dir(&config)?;
+    config.client_addr = claim_port("client", config.client_addr)?;
+    let executors = config.executor_count();
+    let metrics: Vec<Arc<ExecutorMetrics>> = (0..executors).map(|_| Default::default()).collect();
+    let empty = Arc::new(Published::build(
+        TopologyState::new(config.topology.notifications.event_buffer_size),
+        0,
+    ));
+    let (hub, ticks) = PublicationHub::new(empty, executors);
+    let (control_tx, control_rx) = async_channel::unbounded();
+    let shared = Arc::new(Shared {
+        cache_control: Shared::cache_control_for(&config),
+        config,
+        control: ControlClient::new(control_tx),
+        hub: Arc::new(hub),
+        raft: RaftView::default(),
+        metrics,
+        ready: Default::default(),
+    });
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
+
+    let mut handles = Vec::new();
+    for (index, ticks) in ticks.into_iter().enumerate() {
+        let shared = shared.clone();
+        let control_rx = control_rx.clone();
+        let started = started_tx.clone();
+        let builder = LocalExecutorBuilder::new(Placement::Unbound)
+            .name(&format!("concord-exec-{index}"))
+            .io_memory(shared.config.io_memory);
+        let handle = builder
+            .spawn(move || async move {
+                if index == 0 {
+                    match start_control(shared.clone(), control_rx).await {
+                        Ok(()) => {
+                            let _ = started.send(Ok(()));
+                        }
+                        Err(e) => {
+                            let _ = started.send(Err(e));
+                            return;
+                        }
+                    }
+                }
+                serve_http(index, shared, ticks).await;
+            })
+            .map_err(|e| StartError::Executor {
+                index,
+                message: e.to_string(),
+            })?;
+        handles.push(handle);
+    }
+    drop(started_tx);
+    match started_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => {
+            return Err(StartError::Executor {
+                index: 0,
+                message: "the control executor stopped during start-up".into(),
+            })
+        }
+    }
+    print_banner(&shared.config, executors);
+    for handle in handles {
+        let _ = handle.join();
+    }
+    Ok(())
+}
+
+fn print_banner(config: &Config, executors: usize) {
+    let base = format!("http://{}", config.client_addr);
+    println!(
+        "concord-topo node {} serving on {base} ({executors} executors), peers on {}, data in {}",
+        config.node_id,
+        config.peer_addr,
+        config.data_dir.display()
+    );
+    println!("  try: curl {base}/api/topology/version");
+    println!("       curl {base}/api/topology/shards");
+    println!("       curl {base}/api/topology/snapshot");
+    println!("       curl {base}/api/cluster/status");
+    println!("       curl {base}/metrics");
+}
+
+/// One executor's HTTP service: waits for the first publication, then serves.
+async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Receiver<()>) {
+    let local = Rc::new(LocalPublished::new(shared.hub.latest()));
+    glommio::spawn_local(follow_hub(shared.hub.clone(), ticks, local.clone())).detach();
+    let ctx = Rc::new(ExecutorContext {
+        metrics: shared.metrics[index].clone(),
+        shared: shared.clone(),
+        published: local,
+        cache: Default::default(),
+    });
+    let addr = shared.config.client_addr;
+    if let Err(e) = crate::http::server::serve(addr, ctx).await {
+        eprintln!("concord-topo: executor {index} cannot listen on {addr}: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Starts Raft on this (the control) executor and the tasks that serve it.
+async fn start_control(
+    shared: Arc<Shared>,
+    requests: async_channel::Receiver<ControlRequest>,
+) -> Result<(), StartError> {
+    let config = &shared.config;
+    let hub = shared.hub.clone();
+    let publish = Box::new(move |state: &TopologyState, applied_index: u64| {
+        hub.publish(Arc::new(Published::build(state.clone(), applied_index)));
+    });
+    let raft = RaftNode::start(RaftOptions::from_config(config), publish)
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    raft.initialize(config.members())
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft = Rc::new(raft);
+
+    glommio::spawn_local(track_raft(raft.watch(), shared.clone())).detach();
+    if let Some(sample) = config.sample_topology.clone() {
+        glommio::spawn_local(bootstrap_sample(raft.clone(), shared.clone(), sample)).detach();
+    }
+    glommio::spawn_local(async move {
+        while let Ok(request) = requests.recv().await {
+            let raft = raft.clone();
+            glommio::spawn_local(async move {
+                match request {
+                    ControlRequest::Write { command, reply } => {
+                        let _ = reply.send(raft.write(command).await).await;
+                    }
+                    ControlRequest::ReadIndex { reply } => {
+                        let _ = reply.send(raft.read_index().await).await;
+                    }
+                    ControlRequest::Status { reply } => {
+                        let _ = reply.send(raft.status()).await;
+                    }
+                }
+            })
+            .detach();
+        }
+    })
+    .detach();
+    Ok(())
+}
+
+/// Mirrors Raft's term/leader into the atomics the executors read, and readiness.
+async fn track_raft(mut watch: RaftWatch, shared: Arc<Shared>) {
+    loop {
+        let view = watch.summary();
+        shared
+            .raft
+            .update(view.term, view.leader, view.is_leader, view.applied_index);
+        shared.ready.store(view.leader.is_some(), Ordering::Relaxed);
+        if !watch.changed().await {
+            return;
+        }
+    }
+}
+
+/// Bootstraps the sample topology once, when this server leads a brand-new cluster.
+async fn bootstrap_sample(raft: Rc<RaftNode>, shared: Arc<Shared>, sample: SampleTopology) {
+    let mut watch = raft.watch();
+    loop {
+        let view = watch.summary();
+        if shared.hub.latest().version > 0 {
+            return;
+        }
+        if view.is_leader {
+            let nodes = (0..sample.nodes)
+                .map(|i| NodeSpec {
+                    node_id: format!("node-{}", i + 1),
+                    address: format!("127.0.0.1:{}", u32::from(sample.base_port) + i),
+                })
+                .collect();
+            let command = Command {
+                timestamp_ms: crate::http::write::now_ms(),
+                // Only on an empty topology: a concurrent writer wins, we do nothing.
+                expected_version: Some(0),
+                ops: vec![Operation::Bootstrap {
+                    nodes,
+                    shard_count: sample.shards,
+                    replication_factor: sample.replication_factor,
+                }],
+            };
+            match raft.write(command).await {
+                Ok(ok) => tracing::info!(version = ok.version, "bootstrapped the sample topology"),
+                Err(e) => tracing::info!(error = %e, "sample topology not bootstrapped"),
+            }
+            return;
+        }
+        if !watch.changed().await {
+            return;
+        }
+    }
+}
