@@ -3,15 +3,11 @@
 //! The contract forms use serde features that only self-describing formats support
 //! (the internally tagged `Operation`, the untagged `EntityValue`, skipped `None`
 //! fields). postcard or bincode would fail on them at run time, and the server stores
-//! Raft entries and snapshots with postcard. So the outer types ([`Command`],
-//! [`TopologyEvent`], [`TopologySnapshot`], [`TopologyState`]) serialize as their JSON
-//! text, as one byte string, whenever the format is not human readable. In JSON (and
-//! other human-readable formats) nothing changes.
-//!
-//! [`Command`]: crate::Command
-//! [`TopologyEvent`]: crate::TopologyEvent
-//! [`TopologySnapshot`]: crate::TopologySnapshot
-//! [`TopologyState`]: crate::TopologyState
+//! Raft entries and snapshots with postcard. So the types that use them, and those
+//! that contain them (`Command`, `Operation`, `TopologyEvent`, `EntityValue`,
+//! `ShardInfo`, `NodeStatus`, `TopologySnapshot`, `TopologyState`), serialize as their
+//! JSON text, as one byte string, whenever the format is not human readable. In JSON
+//! (and any human-readable format) nothing changes; nested values are plain JSON.
 
 use std::fmt;
 

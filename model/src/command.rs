@@ -51,7 +51,8 @@ impl Command {
     tag = "op",
     rename_all = "camelCase",
     rename_all_fields = "camelCase",
-    deny_unknown_fields
+    deny_unknown_fields,
+    remote = "Self"
 )]
 pub enum Operation {
     /// Registers a node, or updates its address (and its labels when given; `None`
@@ -140,6 +141,8 @@ pub enum Operation {
         updates: Vec<HealthUpdate>,
     },
 }
+
+crate::codec::json_in_binary!(Operation);
 
 impl Operation {
     /// The `op` tag.

@@ -78,11 +78,13 @@ impl FromStr for EventType {
 /// The state of the entity an event is about; which one is told by its fields
 /// (`shardId` or `nodeId`), as the wire form has no tag.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, remote = "Self")]
 pub enum EntityValue {
     Shard(Box<ShardInfo>),
     Node(Box<NodeStatus>),
 }
+
+crate::codec::json_in_binary!(EntityValue);
 
 impl EntityValue {
     pub fn as_shard(&self) -> Option<&ShardInfo> {

@@ -405,3 +405,7 @@ pub(crate) fn cancel_migration(
 #[cfg(test)]
 #[path = "shard_ops_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "migration_test.rs"]
+mod migration_tests;

@@ -103,3 +103,39 @@ pub fn event_types(events: &[TopologyEvent]) -> Vec<EventType> {
 pub fn message(e: &ApplyError) -> String {
     e.to_string()
 }
+
+pub fn start(id: &str, from: &str, to: &str) -> Operation {
+    Operation::StartMigration {
+        shard_id: id.into(),
+        from: from.into(),
+        to: to.into(),
+    }
+}
+
+pub fn progress(id: &str, percent: u8) -> Operation {
+    Operation::MigrationProgress {
+        shard_id: id.into(),
+        percent,
+    }
+}
+
+pub fn complete(id: &str) -> Operation {
+    Operation::CompleteMigration {
+        shard_id: id.into(),
+    }
+}
+
+pub fn update(id: &str, p: Option<&str>, r: Option<&[&str]>, s: Option<ShardStatus>) -> Operation {
+    Operation::UpdateShard {
+        shard_id: id.into(),
+        primary_node: p.map(Into::into),
+        replica_nodes: r.map(strings),
+        status: s,
+    }
+}
+
+pub fn shard(st: &TopologyState, id: &str) -> ShardInfo {
+    st.shard(id)
+        .unwrap_or_else(|| panic!("no shard {id}"))
+        .clone()
+}

@@ -111,7 +111,7 @@ pub struct Migration {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub struct ShardInfo {
     pub shard_id: String,
     pub key_range: KeyRange,
@@ -126,6 +126,8 @@ pub struct ShardInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,
 }
+
+crate::codec::json_in_binary!(ShardInfo);
 
 impl ShardInfo {
     /// The primary, then the replicas.
@@ -174,7 +176,7 @@ impl fmt::Display for Health {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", remote = "Self")]
 pub struct NodeStatus {
     pub node_id: String,
     /// `host:port` of the data node.
@@ -193,6 +195,8 @@ pub struct NodeStatus {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
 }
+
+crate::codec::json_in_binary!(NodeStatus);
 
 impl NodeStatus {
     /// A newly registered node: health unknown, never seen.
