@@ -364,12 +364,22 @@ fn shard_create_and_delete_keep_the_partition() {
     );
 }
 
+/// (method, path, headers, body, expected status, message fragment)
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    &'a str,
+    u16,
+    &'a str,
+);
+
 #[test]
 fn bad_input_gets_a_clear_4xx_and_changes_nothing() {
     let server = Server::start(&["--dev", "--auth-token", "s3cret"]);
     let before = server.get("/api/topology/snapshot").json();
     let auth = ("Authorization", "Bearer s3cret");
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &str, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         // (method, path, headers, body, status, message fragment)
         (
             "PUT",

@@ -38,8 +38,6 @@ pub fn free_port() -> u16 {
 pub struct Server {
     pub child: Option<Child>,
     pub client: SocketAddr,
-    pub peer: SocketAddr,
-    pub data_dir: PathBuf,
     pub args: Vec<String>,
     _temp: Option<tempfile::TempDir>,
 }
@@ -74,8 +72,6 @@ impl Server {
         let mut server = Server {
             child: None,
             client,
-            peer,
-            data_dir: data_dir.to_path_buf(),
             args,
             _temp: None,
         };

@@ -130,7 +130,7 @@ impl RaftNode {
         let raft = TopoRaft::new(
             options.node_id,
             Arc::new(config),
-            PeerNetwork::default(),
+            PeerNetwork,
             log,
             state_machine,
         )
