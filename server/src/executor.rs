@@ -20,16 +20,53 @@ use crate::metrics::ExecutorMetrics;
 use crate::publish::{Encoded, LocalPublished, PublicationHub, Published};
 
 /// This server's view of Raft, refreshed by the control executor on every metrics change.
-#[derive(Default)]
 pub struct RaftView {
     term: AtomicU64,
     leader: AtomicU64,
     is_leader: AtomicBool,
     applied_index: AtomicU64,
+    /// Milliseconds since `epoch` when the leader was last lost; u64::MAX while one is known.
+    leaderless_since_ms: AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl Default for RaftView {
+    fn default() -> Self {
+        RaftView {
+            term: AtomicU64::new(0),
+            leader: AtomicU64::new(0),
+            is_leader: AtomicBool::new(false),
+            applied_index: AtomicU64::new(0),
+            leaderless_since_ms: AtomicU64::new(0),
+            epoch: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl RaftView {
+    fn now_ms(&self) -> u64 {
+        self.epoch
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+    }
+
+    /// How long this server has known no leader; `None` while it knows one.
+    pub fn leaderless_for(&self) -> Option<std::time::Duration> {
+        let since = self.leaderless_since_ms.load(Relaxed);
+        (since != u64::MAX)
+            .then(|| std::time::Duration::from_millis(self.now_ms().saturating_sub(since)))
+    }
+
     pub fn update(&self, term: u64, leader: Option<u64>, is_leader: bool, applied_index: u64) {
+        match leader {
+            Some(_) => self.leaderless_since_ms.store(u64::MAX, Relaxed),
+            None => {
+                if self.leaderless_since_ms.load(Relaxed) == u64::MAX {
+                    self.leaderless_since_ms.store(self.now_ms(), Relaxed);
+                }
+            }
+        }
         self.term.store(term, Relaxed);
         self.leader.store(leader.unwrap_or(0), Relaxed);
         self.is_leader.store(is_leader, Relaxed);
@@ -65,6 +102,8 @@ pub struct Shared {
     pub cache_control: HeaderValue,
     /// Set once Raft has a leader and the first state is published (`/readyz`).
     pub ready: AtomicBool,
+    /// SSE streams open on all executors (bounded by `max_subscribers`).
+    pub sse_subscribers: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -116,6 +155,7 @@ pub struct ExecutorContext {
     pub published: Rc<LocalPublished>,
     pub metrics: Arc<ExecutorMetrics>,
     pub cache: RefCell<BodyCache>,
+    pub subscribers: crate::notify::subscribers::Registry,
 }
 
 impl ExecutorContext {

@@ -7,6 +7,7 @@
 //! - `publish`: applied state → one immutable `Published` per version, on every executor.
 //! - `executor`: per-executor context and what executors share.
 //! - `http`: the HTTP/1.1 front (hyper on glommio).
+//! - `notify`: SSE frames and the subscribers of each executor.
 //! - `metrics`: counters and histograms in Prometheus text.
 //! - `node`: wires it all together and runs the executors.
 
@@ -16,5 +17,6 @@ pub mod executor;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod notify;
 pub mod publish;
 pub mod raft;

@@ -13,14 +13,16 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteClass {
     Read,
+    Subscribe,
     Write,
     Cluster,
     Probe,
     Other,
 }
 
-const CLASSES: [(RouteClass, &str); 5] = [
+const CLASSES: [(RouteClass, &str); 6] = [
     (RouteClass::Read, "read"),
+    (RouteClass::Subscribe, "subscribe"),
     (RouteClass::Write, "write"),
     (RouteClass::Cluster, "cluster"),
     (RouteClass::Probe, "probe"),
@@ -60,6 +62,8 @@ pub struct ExecutorMetrics {
     latency: [Histogram; CLASSES.len()],
     connections_opened: AtomicU64,
     connections_closed: AtomicU64,
+    sse_dropped: AtomicU64,
+    sse_resets: AtomicU64,
 }
 
 fn class_index(class: RouteClass) -> usize {
@@ -84,6 +88,16 @@ impl ExecutorMetrics {
     pub fn connection_closed(&self) {
         self.connections_closed.fetch_add(1, Relaxed);
     }
+
+    /// A subscriber disconnected for falling behind.
+    pub fn sse_dropped(&self) {
+        self.sse_dropped.fetch_add(1, Relaxed);
+    }
+
+    /// A subscriber sent a `Reset` (its resume point was older than the history).
+    pub fn sse_reset(&self) {
+        self.sse_resets.fetch_add(1, Relaxed);
+    }
 }
 
 /// Gauges that come from outside the executors, read at scrape time.
@@ -96,6 +110,7 @@ pub struct Gauges {
     pub shards: usize,
     pub nodes: usize,
     pub executors: usize,
+    pub sse_subscribers: usize,
 }
 
 /// Renders every executor's metrics plus the gauges as Prometheus text.
@@ -146,7 +161,27 @@ pub fn render(all: &[Arc<ExecutorMetrics>], gauges: &Gauges) -> String {
     }
     let opened = sum(&|m| m.connections_opened.load(Relaxed));
     let closed = sum(&|m| m.connections_closed.load(Relaxed));
-    let gauges_list: [(&str, &str, &str, u64); 10] = [
+    let sse_dropped = sum(&|m| m.sse_dropped.load(Relaxed));
+    let sse_resets = sum(&|m| m.sse_resets.load(Relaxed));
+    let gauges_list: [(&str, &str, &str, u64); 13] = [
+        (
+            "concord_sse_subscribers",
+            "gauge",
+            "SSE subscribers connected now.",
+            gauges.sse_subscribers as u64,
+        ),
+        (
+            "concord_sse_dropped_total",
+            "counter",
+            "Subscribers disconnected for falling behind.",
+            sse_dropped,
+        ),
+        (
+            "concord_sse_resets_total",
+            "counter",
+            "Reset events sent (resume older than the history).",
+            sse_resets,
+        ),
         (
             "concord_http_connections_opened_total",
             "counter",
@@ -240,6 +275,7 @@ mod tests {
                 shards: 64,
                 nodes: 6,
                 executors: 2,
+                sse_subscribers: 3,
             },
         );
         assert!(text.contains("concord_http_responses_total{class=\"read\",status=\"2xx\"} 1"));
@@ -254,5 +290,6 @@ mod tests {
         assert!(text.contains("concord_http_request_duration_seconds_count{class=\"read\"} 2"));
         assert!(text.contains("concord_topology_version 7"));
         assert!(text.contains("concord_http_connections_open 1"));
+        assert!(text.contains("concord_sse_subscribers 3"));
     }
 }

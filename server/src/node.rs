@@ -96,6 +96,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     let empty = Arc::new(Published::build(
         TopologyState::new(config.topology.notifications.event_buffer_size),
         0,
+        None,
     ));
     let (hub, ticks) = PublicationHub::new(empty, executors);
     let (control_tx, control_rx) = async_channel::unbounded();
@@ -107,6 +108,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         raft: RaftView::default(),
         metrics,
         ready: Default::default(),
+        sse_subscribers: Default::default(),
     });
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
 
@@ -181,11 +183,27 @@ async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Rec
         shared: shared.clone(),
         published: local,
         cache: Default::default(),
+        subscribers: Default::default(),
     });
+    glommio::spawn_local(subscriber_watchdog(ctx.clone())).detach();
     let addr = shared.config.client_addr;
     if let Err(e) = crate::http::server::serve(addr, ctx).await {
         eprintln!("concord-topo: executor {index} cannot listen on {addr}: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Disconnects, after every publication, the subscribers that fell too far behind.
+async fn subscriber_watchdog(ctx: Rc<ExecutorContext>) {
+    let bound = ctx.shared.config.topology.notifications.subscriber_queue as u64;
+    loop {
+        ctx.published.changed().await;
+        let dropped = ctx
+            .subscribers
+            .sweep(ctx.published.current().version, bound);
+        for _ in 0..dropped {
+            ctx.metrics.sse_dropped();
+        }
     }
 }
 
@@ -197,7 +215,12 @@ async fn start_control(
     let config = &shared.config;
     let hub = shared.hub.clone();
     let publish = Box::new(move |state: &TopologyState, applied_index: u64| {
-        hub.publish(Arc::new(Published::build(state.clone(), applied_index)));
+        let previous = hub.latest();
+        hub.publish(Arc::new(Published::build(
+            state.clone(),
+            applied_index,
+            Some(&previous),
+        )));
     });
     let raft = RaftNode::start(RaftOptions::from_config(config), publish)
         .await

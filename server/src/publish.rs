@@ -16,6 +16,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use topology_model::{TopologySnapshot, TopologyState};
 
+use crate::notify::frames::{reset_frame, VersionFrames};
+
 use crate::http::response::gzip;
 
 /// One response body, encoded once; its gzip form is made on first demand.
@@ -82,63 +84,142 @@ struct VersionPayload<'a> {
     timestamp: u64,
 }
 
-/// The bodies of the parameterless read routes at one version.
-#[derive(Debug)]
-pub struct Bodies {
-    pub snapshot: Encoded,
-    pub shards: Encoded,
-    pub nodes: Encoded,
-    pub version: Encoded,
-}
-
 /// The applied topology at one version, with everything handlers need to answer.
+///
+/// Small bodies are encoded when the version is published; the large ones (the whole
+/// map: megabytes at 16k shards) on first demand, once, by whichever executor asks
+/// first, so the control executor (Raft) never spends milliseconds encoding.
 #[derive(Debug)]
 pub struct Published {
     pub version: u64,
     /// Raft log index of the last applied entry (what linearizable reads wait for).
     pub applied_index: u64,
     pub state: TopologyState,
-    pub bodies: Bodies,
+    /// `GET /version`.
+    pub version_body: Encoded,
+    snapshot_body: OnceLock<Encoded>,
+    shards_body: OnceLock<Encoded>,
+    nodes_body: OnceLock<Encoded>,
+    reset_frame: OnceLock<Bytes>,
+    /// SSE frames of the versions the event history still holds, oldest first,
+    /// contiguous by version; shared with the previous publication (O(1) clone).
+    pub frames: topology_model::imbl::Vector<Arc<VersionFrames>>,
 }
 
 impl Published {
-    /// Encodes the bodies of `state`; runs once per published version.
-    pub fn build(state: TopologyState, applied_index: u64) -> Published {
+    /// Publishes `state`; `previous` lends the SSE frames already encoded, so each
+    /// version's frames are encoded exactly once.
+    pub fn build(
+        state: TopologyState,
+        applied_index: u64,
+        previous: Option<&Published>,
+    ) -> Published {
         let version = state.version();
-        let snapshot = state.to_snapshot();
-        let bodies = Bodies {
-            snapshot: Encoded::new(encode_ok(
-                version,
-                SnapshotPayload {
-                    snapshot: &snapshot,
-                },
-            )),
-            shards: Encoded::new(encode_ok(
-                version,
-                ShardsPayload {
-                    shards: state.shards().collect(),
-                },
-            )),
-            nodes: Encoded::new(encode_ok(
-                version,
-                NodesPayload {
-                    nodes: state.nodes().collect(),
-                },
-            )),
-            version: Encoded::new(encode_ok(
-                version,
-                VersionPayload {
-                    config_hash: state.config_hash(),
-                    timestamp: state.timestamp(),
-                },
-            )),
-        };
+        let history = state.history();
+        let mut frames = previous
+            .filter(|p| p.version <= version)
+            .map(|p| p.frames.clone())
+            .unwrap_or_default();
+        let encoded_up_to = frames.back().map_or(0, |f| f.version);
+        let from = encoded_up_to.max(history.base_version());
+        if version > from {
+            let new_events = history.since(from, usize::MAX).unwrap_or_default();
+            let mut start = 0;
+            while start < new_events.len() {
+                let v = new_events[start].version;
+                let end = new_events[start..]
+                    .iter()
+                    .position(|e| e.version != v)
+                    .map_or(new_events.len(), |n| start + n);
+                frames.push_back(Arc::new(VersionFrames::encode(v, &new_events[start..end])));
+                start = end;
+            }
+        }
+        let oldest = history.oldest_version().unwrap_or(version + 1);
+        while frames.front().is_some_and(|f| f.version < oldest) {
+            frames.pop_front();
+        }
+        let version_body = Encoded::new(encode_ok(
+            version,
+            VersionPayload {
+                config_hash: state.config_hash(),
+                timestamp: state.timestamp(),
+            },
+        ));
         Published {
             version,
             applied_index,
             state,
-            bodies,
+            version_body,
+            snapshot_body: OnceLock::new(),
+            shards_body: OnceLock::new(),
+            nodes_body: OnceLock::new(),
+            reset_frame: OnceLock::new(),
+            frames,
         }
+    }
+
+    /// `GET /snapshot`: the whole map in the envelope.
+    pub fn snapshot_body(&self) -> &Encoded {
+        self.snapshot_body.get_or_init(|| {
+            let snapshot = self.state.to_snapshot();
+            Encoded::new(encode_ok(
+                self.version,
+                SnapshotPayload {
+                    snapshot: &snapshot,
+                },
+            ))
+        })
+    }
+
+    /// `GET /shards`.
+    pub fn shards_body(&self) -> &Encoded {
+        self.shards_body.get_or_init(|| {
+            Encoded::new(encode_ok(
+                self.version,
+                ShardsPayload {
+                    shards: self.state.shards().collect(),
+                },
+            ))
+        })
+    }
+
+    /// `GET /nodes`.
+    pub fn nodes_body(&self) -> &Encoded {
+        self.nodes_body.get_or_init(|| {
+            Encoded::new(encode_ok(
+                self.version,
+                NodesPayload {
+                    nodes: self.state.nodes().collect(),
+                },
+            ))
+        })
+    }
+
+    /// The SSE `Reset` frame carrying this whole version.
+    pub fn reset_frame(&self) -> &Bytes {
+        self.reset_frame
+            .get_or_init(|| reset_frame(&self.state.to_snapshot()))
+    }
+
+    /// The indexes in [`Self::frames`] of the versions after `version`, or `None`
+    /// when some of them are no longer held (the subscriber needs a `Reset`).
+    pub fn frames_after(&self, version: u64) -> Option<std::ops::Range<usize>> {
+        let len = self.frames.len();
+        if version >= self.version {
+            return Some(len..len);
+        }
+        let first = self.frames.front()?.version;
+        if version + 1 < first {
+            return None;
+        }
+        let start = match self
+            .frames
+            .binary_search_by(|f| f.version.cmp(&(version + 1)))
+        {
+            Ok(i) | Err(i) => i,
+        };
+        Some(start..len)
     }
 }
 

@@ -5,6 +5,7 @@
 //! handlers; `response` builds every answer; `query` parses query strings; `io`
 //! adapts glommio sockets and timers to hyper.
 
+pub mod body;
 pub mod io;
 mod ops;
 mod query;
@@ -12,4 +13,5 @@ pub mod read;
 pub mod response;
 mod router;
 pub mod server;
+pub mod sse;
 pub mod write;

@@ -79,6 +79,10 @@ pub fn probe(route: ProbeRoute, ctx: &ExecutorContext) -> Response<Body> {
                 shards: published.state.shard_count(),
                 nodes: published.state.node_count(),
                 executors: ctx.shared.metrics.len(),
+                sse_subscribers: ctx
+                    .shared
+                    .sse_subscribers
+                    .load(std::sync::atomic::Ordering::Relaxed),
             };
             response::text(
                 StatusCode::OK,

@@ -87,7 +87,7 @@ pub async fn handle(
         ReadRoute::Snapshot => snapshot(&query, &published, ctx, &answer),
         ReadRoute::Shards => one_or_all(&query, "shardId", &published, ctx, &answer),
         ReadRoute::Nodes => one_or_all(&query, "nodeId", &published, ctx, &answer),
-        ReadRoute::Version => Ok(response::read_ok(&answer, &published.bodies.version)),
+        ReadRoute::Version => Ok(response::read_ok(&answer, &published.version_body)),
         ReadRoute::Events => events(&query, &published, ctx, &answer),
         ReadRoute::Stats => Ok(stats(&published, ctx, &answer)),
     };
@@ -143,7 +143,7 @@ fn snapshot(
     answer: &ReadAnswer<'_>,
 ) -> ReadResult {
     let Some(since) = query.u64("since").map_err(bad_request)? else {
-        return Ok(response::read_ok(answer, &published.bodies.snapshot));
+        return Ok(response::read_ok(answer, published.snapshot_body()));
     };
     if since > published.version {
         return Err((
@@ -171,7 +171,7 @@ fn snapshot(
         }
         // Older than the history: the whole map is the only correct answer.
         Err(HistoryError::Compacted { .. }) => {
-            Ok(response::read_ok(answer, &published.bodies.snapshot))
+            Ok(response::read_ok(answer, published.snapshot_body()))
         }
     }
 }
@@ -186,9 +186,9 @@ fn one_or_all(
     let shards = param == "shardId";
     let Some(id) = query.text(param) else {
         let all = if shards {
-            &published.bodies.shards
+            published.shards_body()
         } else {
-            &published.bodies.nodes
+            published.nodes_body()
         };
         return Ok(response::read_ok(answer, all));
     };
@@ -259,7 +259,9 @@ fn events(
         ));
     }
     let history = published.state.history();
-    let events = history.since(since, limit as usize + 1).map_err(|e| match e {
+    // `since` returns whole change sets only (never splits a version), so its answer
+    // is shown as it is; more remain when it stops short of the latest version.
+    let shown = history.since(since, limit as usize).map_err(|e| match e {
         HistoryError::Compacted { oldest_available } => (
             StatusCode::GONE,
             format!(
@@ -267,8 +269,10 @@ fn events(
             ),
         ),
     })?;
-    let has_more = events.len() > limit as usize;
-    let shown = &events[..events.len().min(limit as usize)];
+    let has_more = shown.last().map_or(since < history.latest_version(), |e| {
+        e.version < history.latest_version()
+    });
+    let shown = &shown[..];
     let body = cached(ctx, published, format!("events/{since}/{limit}"), || {
         encode_ok(
             published.version,

@@ -8,13 +8,11 @@ use std::io::Write;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::Full;
 use serde::Serialize;
 
 use crate::publish::Encoded;
 
-/// The response body type of every route.
-pub type Body = Full<Bytes>;
+pub use super::body::Body;
 
 /// What the topology headers report: this server's view of version, term and leader.
 #[derive(Clone, Copy, Debug)]
@@ -91,16 +89,16 @@ pub struct ReadAnswer<'a> {
 pub fn read_ok(answer: &ReadAnswer<'_>, body: &Encoded) -> Response<Body> {
     let version = answer.topo.version;
     let mut response = if not_modified(answer.request_headers, version) {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else if answer.allow_gzip && accepts_gzip(answer.request_headers) {
-        let mut r = Response::new(Full::new(body.gzip().clone()));
+        let mut r = Response::new(Body::full(body.gzip().clone()));
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
-        Response::new(Full::new(body.identity.clone()))
+        Response::new(Body::full(body.identity.clone()))
     };
     let headers = response.headers_mut();
     if answer.allow_gzip {
@@ -136,7 +134,7 @@ pub fn error(status: StatusCode, message: &str, topo: TopologyHeaders) -> Respon
 
 /// Any JSON answer (writes, stats, cluster status) with the topology headers.
 pub fn json(status: StatusCode, body: Vec<u8>, topo: TopologyHeaders) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Body::full(Bytes::from(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -150,7 +148,7 @@ pub fn json(status: StatusCode, body: Vec<u8>, topo: TopologyHeaders) -> Respons
 
 /// Plain text (metrics, probes).
 pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Body::full(Bytes::from(body)));
     *response.status_mut() = status;
     response
         .headers_mut()

@@ -8,13 +8,15 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::response::{self, Body};
-use super::{ops, read, write};
+use super::server::ConnectionGuard;
+use super::{ops, read, sse, write};
 use crate::executor::ExecutorContext;
 use crate::metrics::RouteClass;
 
 /// A matched route.
 enum Route<'a> {
     Read(read::ReadRoute),
+    Subscribe,
     Write(write::WriteRoute<'a>),
     Cluster(ops::ClusterRoute),
     Probe(ops::ProbeRoute),
@@ -37,8 +39,11 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
             (["nodes"], _) if get => Route::Read(R::Nodes),
             (["version"], _) if get => Route::Read(R::Version),
             (["events"], _) if get => Route::Read(R::Events),
+            (["subscribe"], _) if get => Route::Subscribe,
             (["stats"], _) if get => Route::Read(R::Stats),
-            (["snapshot" | "version" | "events" | "stats"], _) => return wrong_method,
+            (["snapshot" | "version" | "events" | "stats" | "subscribe"], _) => {
+                return wrong_method
+            }
             (["nodes", id], &Method::PUT) => Route::Write(W::PutNode(id)),
             (["nodes", id], &Method::DELETE) => Route::Write(W::DeleteNode(id)),
             (["nodes"] | ["nodes", _], _) => return wrong_method,
@@ -78,12 +83,17 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
 }
 
 /// Serves one request; never panics on client input, always answers.
-pub async fn handle(req: Request<Incoming>, ctx: Rc<ExecutorContext>) -> Response<Body> {
+pub async fn handle(
+    req: Request<Incoming>,
+    ctx: Rc<ExecutorContext>,
+    connection: Rc<ConnectionGuard>,
+) -> Response<Body> {
     let started = Instant::now();
     let path = req.uri().path().to_string();
     let matched = route(req.method(), &path);
     let class = match &matched {
         Ok(Route::Read(_)) => RouteClass::Read,
+        Ok(Route::Subscribe) => RouteClass::Subscribe,
         Ok(Route::Write(_)) => RouteClass::Write,
         Ok(Route::Cluster(_)) => RouteClass::Cluster,
         Ok(Route::Probe(_)) => RouteClass::Probe,
@@ -93,6 +103,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Rc<ExecutorContext>) -> Respons
     let work = async {
         match matched {
             Ok(Route::Read(r)) => read::handle(r, req, &ctx).await,
+            Ok(Route::Subscribe) => sse::handle(req, &ctx, connection).await,
             Ok(Route::Write(w)) => write::handle(w, req, &ctx).await,
             Ok(Route::Cluster(c)) => ops::cluster(c, req, &ctx).await,
             Ok(Route::Probe(p)) => ops::probe(p, &ctx),

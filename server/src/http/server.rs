@@ -17,6 +17,35 @@ use super::response::Body;
 use super::router;
 use crate::executor::ExecutorContext;
 
+/// Lets a handler close its own connection from outside the connection's future
+/// (the SSE watchdog uses it to drop a subscriber whose socket does not drain).
+#[derive(Default)]
+pub struct ConnectionGuard {
+    closed: std::cell::Cell<bool>,
+    close: event_listener::Event,
+}
+
+impl ConnectionGuard {
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.close.notify(usize::MAX);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    async fn wait_closed(&self) {
+        loop {
+            let listener = self.close.listen();
+            if self.closed.get() {
+                return;
+            }
+            listener.await;
+        }
+    }
+}
+
 /// Binds `addr` with SO_REUSEPORT (so every executor can listen on it) and
 /// SO_REUSEADDR (so a restarted server is not refused the port while sockets of its
 /// killed predecessor are still closing; glommio's own `bind` sets only the former).
@@ -59,12 +88,22 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
                 .max_buf_size(http.max_header_bytes.max(8192))
                 .keep_alive(true);
             let service_ctx = ctx.clone();
+            let guard = Rc::new(ConnectionGuard::default());
+            let service_guard = guard.clone();
             let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let ctx = service_ctx.clone();
-                async move { Ok::<hyper::Response<Body>, Infallible>(router::handle(req, ctx).await) }
+                let guard = service_guard.clone();
+                async move {
+                    Ok::<hyper::Response<Body>, Infallible>(router::handle(req, ctx, guard).await)
+                }
             });
             let conn = builder.serve_connection(HyperIo(stream), service);
-            if let Err(e) = conn.await {
+            // Dropping the connection future closes the socket.
+            let closed = async {
+                guard.wait_closed().await;
+                Ok(())
+            };
+            if let Err(e) = futures_lite::future::or(conn, closed).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             ctx.metrics.connection_closed();

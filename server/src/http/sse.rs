@@ -1,0 +1,125 @@
+//! `GET /api/topology/subscribe`: Server-Sent Events of every topology change.
+//!
+//! Resume point: `Last-Event-ID` (what a browser's EventSource sends on reconnect)
+//! wins over `?sinceVersion=`; without either, the stream starts at the current
+//! version. A resume point this server has not applied yet (a client that failed
+//! over to a lagging server) is waited for, boundedly, then answered 503.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::query::Query;
+use super::response::{self, Body};
+use super::server::ConnectionGuard;
+use crate::executor::ExecutorContext;
+use crate::notify::frames::EventFilter;
+use crate::notify::subscribers::{self, StreamStart};
+
+fn resume_point(req: &Request<Incoming>, query: &Query) -> Result<Option<u64>, String> {
+    if let Some(value) = req.headers().get("last-event-id") {
+        let text = value.to_str().unwrap_or("").trim();
+        // An empty Last-Event-ID means "no id seen yet" (EventSource semantics).
+        if text.is_empty() {
+            return query.u64("sinceVersion");
+        }
+        return text
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| format!("Last-Event-ID must be a topology version, got `{text}`"));
+    }
+    query.u64("sinceVersion")
+}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    ctx: &Rc<ExecutorContext>,
+    connection: Rc<ConnectionGuard>,
+) -> Response<Body> {
+    let published = ctx.published.current();
+    let fail = |status: StatusCode, message: &str| {
+        response::error(status, message, ctx.headers_for(&ctx.published.current()))
+    };
+    let notifications = &ctx.shared.config.topology.notifications;
+    if !notifications.enable_sse {
+        return fail(
+            StatusCode::NOT_FOUND,
+            "SSE subscriptions are disabled (topology.notifications.enable_sse: false)",
+        );
+    }
+    let query = match Query::parse(req.uri().query(), &["sinceVersion", "eventTypes"]) {
+        Ok(q) => q,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
+    };
+    let filter = match query.text("eventTypes") {
+        None => EventFilter::ALL,
+        Some(list) => match EventFilter::parse(list) {
+            Ok(f) => f,
+            Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
+        },
+    };
+    let since = match resume_point(&req, &query) {
+        Ok(since) => since,
+        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
+    };
+    let cursor = match since {
+        None => published.version,
+        Some(since) if since <= published.version => since,
+        Some(since) => {
+            let wait = ctx.shared.config.http.write_timeout;
+            if !ctx.published.wait_until(|p| p.version >= since, wait).await {
+                let mut answer = fail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!(
+                        "this server has applied version {} only, behind the requested {since}; try another server",
+                        ctx.published.current().version
+                    ),
+                );
+                answer
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
+                return answer;
+            }
+            since
+        }
+    };
+    let count = ctx.shared.sse_subscribers.fetch_add(1, Ordering::Relaxed);
+    if count >= notifications.max_subscribers {
+        ctx.shared.sse_subscribers.fetch_sub(1, Ordering::Relaxed);
+        let mut answer = fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "this server already serves {} subscribers (topology.notifications.max_subscribers); try another server",
+                notifications.max_subscribers
+            ),
+        );
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1));
+        return answer;
+    }
+    let stream = subscribers::open(
+        ctx.clone(),
+        StreamStart {
+            cursor,
+            filter,
+            connection,
+        },
+    );
+    let mut answer = Response::new(Body::stream(stream));
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let topo = ctx.headers_for(&ctx.published.current());
+    headers.insert("x-topology-version", HeaderValue::from(topo.version));
+    headers.insert("x-raft-term", HeaderValue::from(topo.term));
+    headers.insert("x-raft-leader", HeaderValue::from(topo.leader));
+    answer
+}

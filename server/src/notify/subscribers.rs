@@ -1,0 +1,190 @@
+//! SSE subscribers of one executor: each stream pulls the frames it is owed from the
+//! executor's published state, so a publication costs one wake-up per subscriber and
+//! a reference-count increment per frame — never an encoding, never a copy.
+//!
+//! A subscriber's "queue" is the distance between its cursor (the last version it
+//! was handed) and the published version. One that falls more than
+//! `subscriber_queue` versions behind (its socket does not drain) is disconnected by
+//! the watchdog (it resumes with `Last-Event-ID`), so it can never hold anyone back.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::Stream;
+
+use super::frames::{progress_frame, retry_line, EventFilter, KEEP_ALIVE};
+use crate::executor::ExecutorContext;
+use crate::http::server::ConnectionGuard;
+
+/// One subscriber, as its executor's watchdog sees it.
+pub struct Subscriber {
+    /// The last version this subscriber was handed (frames up to it are queued or sent).
+    cursor: Cell<u64>,
+    connection: Rc<ConnectionGuard>,
+}
+
+/// The subscribers of one executor.
+#[derive(Default)]
+pub struct Registry {
+    subscribers: RefCell<Vec<Weak<Subscriber>>>,
+}
+
+impl Registry {
+    fn register(&self, subscriber: &Rc<Subscriber>) {
+        self.subscribers
+            .borrow_mut()
+            .push(Rc::downgrade(subscriber));
+    }
+
+    /// Disconnects every subscriber more than `bound` versions behind `latest`;
+    /// forgets the ones that are gone. Returns how many were disconnected.
+    pub fn sweep(&self, latest: u64, bound: u64) -> usize {
+        let mut dropped = 0;
+        self.subscribers.borrow_mut().retain(|weak| {
+            let Some(sub) = weak.upgrade() else {
+                return false;
+            };
+            if latest.saturating_sub(sub.cursor.get()) > bound {
+                sub.connection.close();
+                dropped += 1;
+                return false;
+            }
+            true
+        });
+        dropped
+    }
+
+    pub fn len(&self) -> usize {
+        self.subscribers.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a new stream needs.
+pub struct StreamStart {
+    pub cursor: u64,
+    pub filter: EventFilter,
+    pub connection: Rc<ConnectionGuard>,
+}
+
+struct StreamState {
+    ctx: Rc<ExecutorContext>,
+    subscriber: Rc<Subscriber>,
+    filter: EventFilter,
+    pending: VecDeque<Bytes>,
+    closes_at: Instant,
+    idle_since: Instant,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        self.ctx
+            .shared
+            .sse_subscribers
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn jitter(base: Duration, fraction: f64) -> Duration {
+    base.mul_f64(1.0 + fastrand::f64() * fraction)
+}
+
+/// The body stream of one subscription. The caller has counted it in
+/// `Shared::sse_subscribers`; the stream uncounts itself when dropped.
+pub fn open(ctx: Rc<ExecutorContext>, start: StreamStart) -> impl Stream<Item = Bytes> {
+    let subscriber = Rc::new(Subscriber {
+        cursor: Cell::new(start.cursor),
+        connection: start.connection,
+    });
+    ctx.subscribers.register(&subscriber);
+    let notifications = &ctx.shared.config.topology.notifications;
+    let now = Instant::now();
+    let mut pending = VecDeque::new();
+    pending.push_back(retry_line(1000 + fastrand::u64(0..1000)));
+    if start.cursor == ctx.published.current().version {
+        // Tell the client at once where its stream starts.
+        pending.push_back(progress_frame(start.cursor));
+    }
+    let state = StreamState {
+        closes_at: now + jitter(notifications.subscription_timeout, 0.1),
+        idle_since: now,
+        ctx,
+        subscriber,
+        filter: start.filter,
+        pending,
+    };
+    futures_lite::stream::unfold(state, |mut state| async move {
+        let chunk = next_chunk(&mut state).await?;
+        Some((chunk, state))
+    })
+}
+
+/// True when this server has had no leader for longer than the election timeout.
+fn leader_lost(ctx: &ExecutorContext) -> bool {
+    let limit = ctx.shared.config.raft.election_timeout_max;
+    ctx.shared.raft.leaderless_for().is_some_and(|d| d > limit)
+}
+
+async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
+    let ctx = state.ctx.clone();
+    let notifications = &ctx.shared.config.topology.notifications;
+    loop {
+        if let Some(chunk) = state.pending.pop_front() {
+            return Some(chunk);
+        }
+        let now = Instant::now();
+        if now >= state.closes_at || leader_lost(&ctx) || state.subscriber.connection.is_closed() {
+            return None;
+        }
+        let changed = ctx.published.changed();
+        let published = ctx.published.current();
+        let cursor = state.subscriber.cursor.get();
+        if published.version > cursor {
+            if published.version - cursor > notifications.subscriber_queue as u64 {
+                ctx.metrics.sse_dropped();
+                return None;
+            }
+            let mut frames = Vec::new();
+            match published.frames_after(cursor) {
+                Some(range) => {
+                    for i in range {
+                        published.frames[i].write_filtered(&state.filter, &mut frames);
+                    }
+                }
+                None => {
+                    ctx.metrics.sse_reset();
+                    frames.push(published.reset_frame().clone());
+                }
+            }
+            state.pending.extend(frames);
+            state.subscriber.cursor.set(published.version);
+            state.idle_since = now;
+            continue;
+        }
+        let heartbeat_at = state.idle_since + notifications.heartbeat_interval;
+        let wake_at = heartbeat_at.min(state.closes_at);
+        let timed_out = futures_lite::future::or(
+            async {
+                changed.await;
+                false
+            },
+            async {
+                glommio::timer::sleep(wake_at.saturating_duration_since(now)).await;
+                true
+            },
+        )
+        .await;
+        if timed_out && Instant::now() >= heartbeat_at {
+            state.pending.push_back(Bytes::from_static(KEEP_ALIVE));
+            state.pending.push_back(progress_frame(cursor));
+            state.idle_since = Instant::now();
+        }
+    }
+}
