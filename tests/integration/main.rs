@@ -3,4 +3,6 @@
 
 mod api;
 mod durability;
+mod sse;
+mod sse_client;
 mod support;
