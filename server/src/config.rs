@@ -60,6 +60,14 @@ pub struct Cli {
     /// Initial members: `1=HOST:PEERPORT,2=HOST:PEERPORT,...`.
     #[arg(long = "initial-cluster", value_name = "ID=HOST:PORT,...")]
     pub initial_cluster: Option<String>,
+    /// Join an existing cluster: never initialise one; wait to be added as a learner
+    /// (`POST /api/cluster/learners` on the leader).
+    #[arg(long)]
+    pub join: bool,
+    /// Peer address the other servers use to reach this one, when it differs from
+    /// `--peer-addr` (NAT, a proxy, or `--peer-addr 0.0.0.0:PORT`).
+    #[arg(long = "advertise-peer-addr", value_name = "HOST:PORT")]
+    pub advertise_peer_addr: Option<SocketAddr>,
     /// Number of executors (threads, one per core); 0 means one per available core.
     #[arg(long, value_name = "N")]
     pub executors: Option<usize>,
@@ -80,6 +88,8 @@ impl Cli {
             && self.peer_addr.is_none()
             && self.data_dir.is_none()
             && self.initial_cluster.is_none()
+            && !self.join
+            && self.advertise_peer_addr.is_none()
             && self.executors.is_none()
             && self.auth_token.is_none()
     }
@@ -95,6 +105,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Raft node id → peer address of every initial member (including this one).
     pub initial_cluster: BTreeMap<u64, SocketAddr>,
+    /// Never initialise a cluster: this server waits to be added to an existing one.
+    pub join: bool,
+    /// The peer address other servers dial (default: `peer_addr`).
+    pub advertise_peer_addr: Option<SocketAddr>,
     /// Executors (threads); 0 = one per available core.
     pub executors: usize,
     /// io_uring registered-buffer memory per executor, bytes. Small: memlock is often 8 MiB.
@@ -115,6 +129,8 @@ impl Default for Config {
             peer_addr: "127.0.0.1:7071".parse().expect("static address"),
             data_dir: PathBuf::from("concord-data"),
             initial_cluster: BTreeMap::new(),
+            join: false,
+            advertise_peer_addr: None,
             executors: 0,
             io_memory: 512 * 1024,
             auth_token: None,
@@ -193,6 +209,11 @@ pub struct RaftConfig {
     pub snapshot_every: u64,
     /// Entries kept in the log behind the last snapshot (for slow followers).
     pub keep_after_snapshot: u64,
+    /// Time allowed to send and install a whole snapshot on a lagging peer.
+    #[serde(with = "humantime_serde")]
+    pub snapshot_timeout: Duration,
+    /// Largest peer-transport message (request or answer body) accepted, bytes.
+    pub max_message_bytes: usize,
 }
 
 impl Default for RaftConfig {
@@ -203,6 +224,8 @@ impl Default for RaftConfig {
             election_timeout_max: Duration::from_millis(300),
             snapshot_every: 5000,
             keep_after_snapshot: 1000,
+            snapshot_timeout: Duration::from_secs(10),
+            max_message_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -361,6 +384,12 @@ impl Config {
         if let Some(v) = &cli.initial_cluster {
             self.initial_cluster = parse_initial_cluster(v)?;
         }
+        if cli.join {
+            self.join = true;
+        }
+        if let Some(v) = cli.advertise_peer_addr {
+            self.advertise_peer_addr = Some(v);
+        }
         if let Some(v) = cli.executors {
             self.executors = v;
         }
@@ -383,12 +412,21 @@ impl Config {
                         format!("does not list this server's node_id {}", self.node_id),
                     ))
                 }
-                Some(addr) if addr.port() != self.peer_addr.port() => {
+                // With an advertised address the entry must be exactly it; without one,
+                // the port must match peer_addr (the host may be 0.0.0.0 locally).
+                Some(addr)
+                    if self
+                        .advertise_peer_addr
+                        .map_or(addr.port() != self.peer_addr.port(), |advertised| {
+                            *addr != advertised
+                        }) =>
+                {
                     return Err(invalid(
                         "initial_cluster",
                         format!(
-                            "lists node {} at {addr}, but peer_addr is {}",
-                            self.node_id, self.peer_addr
+                            "lists node {} at {addr}, but this server's peer address is {}",
+                            self.node_id,
+                            self.advertised_peer_addr()
                         ),
                     ))
                 }
@@ -424,6 +462,13 @@ impl Config {
             ));
         }
         positive("raft.snapshot_every", r.snapshot_every)?;
+        nonzero("raft.snapshot_timeout", r.snapshot_timeout)?;
+        if r.max_message_bytes < 64 * 1024 {
+            return Err(invalid(
+                "raft.max_message_bytes",
+                "must be at least 65536 bytes",
+            ));
+        }
         let h = &self.topology.health_check;
         nonzero("topology.health_check.interval", h.interval)?;
         nonzero("topology.health_check.timeout", h.timeout)?;
@@ -475,13 +520,21 @@ impl Config {
         Ok(())
     }
 
-    /// The members to initialise a new cluster with: the configured list, or this server alone.
+    /// The members to initialise a new cluster with: the configured list, or this server
+    /// alone; none at all with `join` (the server waits to be added).
     pub fn members(&self) -> BTreeMap<u64, SocketAddr> {
-        if self.initial_cluster.is_empty() {
-            BTreeMap::from([(self.node_id, self.peer_addr)])
+        if self.join {
+            BTreeMap::new()
+        } else if self.initial_cluster.is_empty() {
+            BTreeMap::from([(self.node_id, self.advertised_peer_addr())])
         } else {
             self.initial_cluster.clone()
         }
+    }
+
+    /// The peer address other servers use to reach this one.
+    pub fn advertised_peer_addr(&self) -> SocketAddr {
+        self.advertise_peer_addr.unwrap_or(self.peer_addr)
     }
 
     /// The executor count to run: the configured one, or one per available core.

@@ -127,3 +127,35 @@ fn flags_override_the_file_and_no_flags_means_dev() {
     assert_eq!(dev.sample_topology, Some(SampleTopology::default()));
     assert_eq!(dev.members().len(), 1);
 }
+
+#[test]
+fn join_and_advertised_peer_address() {
+    let cli = Cli::parse_from([
+        "concord-topo",
+        "--node-id",
+        "4",
+        "--peer-addr",
+        "0.0.0.0:7071",
+        "--advertise-peer-addr",
+        "10.0.0.4:7071",
+        "--join",
+    ]);
+    let config = Config::load(&cli).unwrap();
+    assert!(config.join);
+    assert!(config.sample_topology.is_none(), "--join is not --dev");
+    assert!(
+        config.members().is_empty(),
+        "a joining server initialises nothing"
+    );
+    assert_eq!(config.advertised_peer_addr().to_string(), "10.0.0.4:7071");
+
+    // With an advertised address, this server's initial_cluster entry must be exactly it.
+    let ok =
+        "node_id: 1\nadvertise_peer_addr: 127.0.0.1:9001\ninitial_cluster:\n  1: 127.0.0.1:9001\n";
+    assert_eq!(parse(ok).unwrap().members()[&1].port(), 9001);
+    let bad =
+        "node_id: 1\nadvertise_peer_addr: 127.0.0.1:9001\ninitial_cluster:\n  1: 127.0.0.1:7071\n";
+    assert!(error_of(bad).contains("initial_cluster"));
+    assert!(error_of("raft:\n  max_message_bytes: 10\n").contains("raft.max_message_bytes"));
+    assert!(error_of("raft:\n  snapshot_timeout: 0s\n").contains("raft.snapshot_timeout"));
+}

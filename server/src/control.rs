@@ -4,6 +4,8 @@
 //! await the reply. The control executor answers each request in its own task, so a
 //! slow commit never stalls the channel.
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
 use topology_model::{ApplyError, Command};
 
@@ -52,6 +54,12 @@ pub struct ClusterStatus {
     pub state: String,
     pub committed_index: Option<u64>,
     pub applied_index: Option<u64>,
+    /// Last entry in this server's log.
+    pub last_log_index: Option<u64>,
+    /// Last entry covered by this server's state-machine snapshot.
+    pub snapshot_index: Option<u64>,
+    /// Entries up to this index were compacted away (they live on in the snapshot).
+    pub purged_index: Option<u64>,
     pub members: Vec<Member>,
 }
 
@@ -62,6 +70,41 @@ pub struct Member {
     pub address: String,
     /// "voter" or "learner".
     pub role: &'static str,
+    /// On the leader: the last log index replicated to this member (its catch-up
+    /// progress); `null` elsewhere and before the first reply.
+    pub matched_index: Option<u64>,
+}
+
+/// Why a membership change (add learner, change voters) was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    /// The request is wrong (unknown member id, empty voter set, bad address).
+    #[error("{0}")]
+    Invalid(String),
+    /// Valid, but not now (another change in progress, id taken at another address).
+    #[error("{0}")]
+    Conflict(String),
+    /// Membership changes are decided by the leader; this server is not it.
+    #[error(
+        "this server is not the leader; send membership changes to the leader{}",
+        leader_hint(.leader_id, .leader_addr)
+    )]
+    NotLeader {
+        leader_id: Option<u64>,
+        leader_addr: Option<String>,
+    },
+    /// The change did not complete in time; it may still complete.
+    #[error("the membership change did not complete within {0:?}; check /api/cluster/status")]
+    Timeout(std::time::Duration),
+    #[error("raft is unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn leader_hint(id: &Option<u64>, addr: &Option<String>) -> String {
+    match (id, addr) {
+        (Some(id), Some(addr)) => format!(" (node {id}, peer address {addr})"),
+        _ => " (none is known right now; retry shortly)".to_string(),
+    }
 }
 
 /// One request from an executor to the control executor.
@@ -76,6 +119,19 @@ pub enum ControlRequest {
     },
     Status {
         reply: async_channel::Sender<ClusterStatus>,
+    },
+    /// Add (or re-add) a non-voting member; with `wait`, until it has caught up.
+    AddLearner {
+        node_id: u64,
+        address: String,
+        wait: bool,
+        reply: async_channel::Sender<Result<ClusterStatus, MembershipError>>,
+    },
+    /// Make `voters` the voting members: learners among them are promoted, voters
+    /// not among them are removed from the cluster.
+    ChangeMembership {
+        voters: BTreeSet<u64>,
+        reply: async_channel::Sender<Result<ClusterStatus, MembershipError>>,
     },
 }
 
@@ -117,5 +173,38 @@ impl ControlClient {
 
     pub async fn status(&self) -> Option<ClusterStatus> {
         self.call(|reply| ControlRequest::Status { reply }).await
+    }
+
+    pub async fn add_learner(
+        &self,
+        node_id: u64,
+        address: String,
+        wait: bool,
+    ) -> Result<ClusterStatus, MembershipError> {
+        self.call(|reply| ControlRequest::AddLearner {
+            node_id,
+            address,
+            wait,
+            reply,
+        })
+        .await
+        .unwrap_or_else(|| {
+            Err(MembershipError::Unavailable(
+                "control executor stopped".into(),
+            ))
+        })
+    }
+
+    pub async fn change_membership(
+        &self,
+        voters: BTreeSet<u64>,
+    ) -> Result<ClusterStatus, MembershipError> {
+        self.call(|reply| ControlRequest::ChangeMembership { voters, reply })
+            .await
+            .unwrap_or_else(|| {
+                Err(MembershipError::Unavailable(
+                    "control executor stopped".into(),
+                ))
+            })
     }
 }

@@ -91,6 +91,7 @@ const PORT_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
 pub fn run(mut config: Config) -> Result<(), StartError> {
     let _lock = lock_data_dir(&config)?;
     config.client_addr = claim_port("client", config.client_addr)?;
+    config.peer_addr = claim_port("peer", config.peer_addr)?;
     let executors = config.executor_count();
     let metrics: Vec<Arc<ExecutorMetrics>> = (0..executors).map(|_| Default::default()).collect();
     let empty = Arc::new(Published::build(
@@ -225,15 +226,29 @@ async fn start_control(
     let raft = RaftNode::start(RaftOptions::from_config(config), publish)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
+    let raft = Rc::new(raft);
+    // Serve peers before initialising: the other members' votes must reach us.
+    let peer_listener =
+        crate::raft::peer_server::bind(config.peer_addr).map_err(|source| StartError::Bind {
+            what: "peer",
+            addr: config.peer_addr,
+            source,
+        })?;
+    glommio::spawn_local(crate::raft::peer_server::serve(
+        peer_listener,
+        raft.clone(),
+        crate::raft::peer_server::PeerServerOptions::from_config(config),
+    ))
+    .detach();
     raft.initialize(config.members())
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-    let raft = Rc::new(raft);
 
     glommio::spawn_local(track_raft(raft.watch(), shared.clone())).detach();
     if let Some(sample) = config.sample_topology.clone() {
         glommio::spawn_local(bootstrap_sample(raft.clone(), shared.clone(), sample)).detach();
     }
+    let membership_timeout = config.http.write_timeout;
     glommio::spawn_local(async move {
         while let Ok(request) = requests.recv().await {
             let raft = raft.clone();
@@ -247,6 +262,21 @@ async fn start_control(
                     }
                     ControlRequest::Status { reply } => {
                         let _ = reply.send(raft.status()).await;
+                    }
+                    ControlRequest::AddLearner {
+                        node_id,
+                        address,
+                        wait,
+                        reply,
+                    } => {
+                        let done = raft
+                            .add_learner(node_id, &address, wait, membership_timeout)
+                            .await;
+                        let _ = reply.send(done).await;
+                    }
+                    ControlRequest::ChangeMembership { voters, reply } => {
+                        let done = raft.change_membership(voters, membership_timeout).await;
+                        let _ = reply.send(done).await;
                     }
                 }
             })

@@ -10,6 +10,7 @@ use crate::metrics::{self, Gauges};
 #[derive(Clone, Copy, Debug)]
 pub enum ClusterRoute {
     Status,
+    Membership(super::cluster::MembershipRoute),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -21,10 +22,11 @@ pub enum ProbeRoute {
 
 pub async fn cluster(
     route: ClusterRoute,
-    _req: Request<Incoming>,
+    req: Request<Incoming>,
     ctx: &ExecutorContext,
 ) -> Response<Body> {
     match route {
+        ClusterRoute::Membership(m) => super::cluster::handle(m, req, ctx).await,
         ClusterRoute::Status => {
             let published = ctx.published.current();
             let topo = ctx.headers_for(&published);

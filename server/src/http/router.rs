@@ -7,6 +7,7 @@ use std::time::Instant;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::cluster::MembershipRoute;
 use super::response::{self, Body};
 use super::server::ConnectionGuard;
 use super::{ops, read, sse, write};
@@ -72,7 +73,13 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
             _ => return Err(StatusCode::NOT_FOUND),
         },
         ["api", "cluster", "status"] if get => Route::Cluster(ops::ClusterRoute::Status),
-        ["api", "cluster", "status"] => return wrong_method,
+        ["api", "cluster", "learners"] if method == Method::POST => {
+            Route::Cluster(ops::ClusterRoute::Membership(MembershipRoute::AddLearner))
+        }
+        ["api", "cluster", "membership"] if method == Method::POST => Route::Cluster(
+            ops::ClusterRoute::Membership(MembershipRoute::ChangeMembership),
+        ),
+        ["api", "cluster", "status" | "learners" | "membership"] => return wrong_method,
         ["metrics"] if get => Route::Probe(ops::ProbeRoute::Metrics),
         ["healthz"] if get => Route::Probe(ops::ProbeRoute::Healthz),
         ["readyz"] if get => Route::Probe(ops::ProbeRoute::Readyz),
@@ -148,6 +155,12 @@ mod tests {
         assert!(status_of(Method::PUT, "/api/topology/nodes/n1").is_ok());
         assert!(status_of(Method::POST, "/api/topology/shards/s1/migration/complete").is_ok());
         assert!(status_of(Method::GET, "/api/cluster/status").is_ok());
+        assert!(status_of(Method::POST, "/api/cluster/learners").is_ok());
+        assert!(status_of(Method::POST, "/api/cluster/membership").is_ok());
+        assert_eq!(
+            status_of(Method::GET, "/api/cluster/membership"),
+            Err(StatusCode::METHOD_NOT_ALLOWED)
+        );
         assert_eq!(status_of(Method::GET, "/nope"), Err(StatusCode::NOT_FOUND));
         assert_eq!(
             status_of(Method::GET, "/api/topology/nodes/n1/x"),

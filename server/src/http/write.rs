@@ -118,7 +118,7 @@ struct WriteAnswer<'a> {
 }
 
 /// Parses a JSON body with simd-json; errors name the field path.
-fn parse<T: DeserializeOwned>(body: &mut [u8]) -> Result<T, String> {
+pub(super) fn parse<T: DeserializeOwned>(body: &mut [u8]) -> Result<T, String> {
     let mut de = simd_json::Deserializer::from_slice(body)
         .map_err(|e| format!("malformed JSON body: {e}"))?;
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -261,7 +261,7 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, String> {
 }
 
 /// True when no token is configured, or the request carries `Bearer <token>`.
-fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
+pub(crate) fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
     let Some(token) = token else { return true };
     let Some(given) = headers
         .get(header::AUTHORIZATION)
@@ -279,7 +279,10 @@ fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
             == 0
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, (StatusCode, String)> {
+pub(super) async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<Bytes, (StatusCode, String)> {
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((

@@ -8,7 +8,10 @@
 //!   one glommio executor, the control executor.
 //! - [`node`]: `RaftNode`, the facade the rest of the server uses (write, read
 //!   index, status, a watch of term/leader).
-//! - [`network`]: the Raft transport between topology servers.
+//! - [`network`]: the Raft transport between topology servers (openraft's
+//!   `RaftNetworkV2`), over [`peer_client`]; [`peer_server`] is the peer-port listener,
+//!   and [`wire`] the routes and messages both sides speak.
+//! - [`membership`]: adding learners and changing voters.
 //! - [`log_store`]: the durable Raft log and vote, on the `raft-log` crate.
 //! - [`snapshot_store`]: the current state-machine snapshot file, replaced atomically.
 //! - [`types`]: the openraft type configuration of the topology (`TopoConfig`).
@@ -16,12 +19,16 @@
 //!   openraft's state machine, with file snapshots and the publication hook.
 
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod node;
+pub mod peer_client;
+pub mod peer_server;
 pub mod runtime;
 pub mod snapshot_store;
 pub mod state_machine;
 pub mod types;
+pub mod wire;
 
 pub use log_store::LogStore;
 pub use log_store::LogStoreConfig;

@@ -1,42 +1,135 @@
-//! The Raft transport between topology servers.
+//! The Raft transport between topology servers: openraft's `RaftNetworkV2` over the
+//! HTTP peer client ([`super::peer_client`]), binary (postcard) bodies.
 //!
-//! A single-server cluster never sends an RPC; every peer is reported unreachable
-//! until the HTTP peer transport (design §3: binary bodies over HTTP on the peer
-//! port) replaces this, with the multi-server cluster.
+//! openraft makes one [`PeerClient`] per peer and purpose (replication, heartbeats,
+//! snapshots, each election's votes); all of them share the server's [`PeerPool`],
+//! so connections are reused across clients. Each RPC is bounded by the timeout
+//! openraft hands it ([`RPCOption::soft_ttl`]), with one exception, see
+//! [`PeerClient::append_timeout`]. Failures map onto openraft's error kinds so it
+//! backs off from a dead peer (`Unreachable`) and retries a timed-out one.
 
 use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
 
-use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
-use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::errors::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{RPCOption, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::type_config::alias::VoteOf;
-use openraft::{AnyError, BasicNode, OptionalSend};
+use openraft::{BasicNode, OptionalSend};
 
+use super::peer_client::{PeerError, PeerPool};
 use super::types::{Snapshot, TopoConfig};
+use super::wire;
 
-/// Connections to the other topology servers.
-#[derive(Clone, Debug, Default)]
-pub struct PeerNetwork;
+/// Creates the connections to the other topology servers.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    pool: Rc<PeerPool>,
+    node_id: u64,
+    /// Lower bound of the deadline of an append that carries entries.
+    append_floor: Duration,
+}
 
-fn unreachable(target: u64) -> Unreachable<TopoConfig> {
-    Unreachable::new(&AnyError::error(format!(
-        "peer {target}: this build serves single-server clusters only"
-    )))
+impl PeerNetwork {
+    /// `append_floor` is the least time an append carrying entries is given (see
+    /// [`PeerClient::append_timeout`]); the election timeout is a good value.
+    pub fn new(pool: Rc<PeerPool>, node_id: u64, append_floor: Duration) -> PeerNetwork {
+        PeerNetwork {
+            pool,
+            node_id,
+            append_floor,
+        }
+    }
 }
 
 impl RaftNetworkFactory<TopoConfig> for PeerNetwork {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> PeerClient {
-        PeerClient { target }
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            network: self.clone(),
+            target,
+            addr: node.addr.clone(),
+        }
     }
 }
 
-/// The connection to one peer.
+/// RPCs to one peer.
 pub struct PeerClient {
+    network: PeerNetwork,
     target: u64,
+    addr: String,
+}
+
+impl PeerClient {
+    /// The deadline of one AppendEntries.
+    ///
+    /// openraft gives replication RPCs the heartbeat interval (50 ms by default). A
+    /// heartbeat (no entries) keeps it: a late heartbeat is worthless. An append with
+    /// entries makes the follower fsync before it answers, which on a busy disk can
+    /// take longer than a heartbeat interval; cutting it off would only drop the
+    /// connection and resend the same entries, so it gets at least `append_floor`.
+    fn append_timeout(
+        &self,
+        rpc: &AppendEntriesRequest<TopoConfig>,
+        option: &RPCOption,
+    ) -> Duration {
+        if rpc.entries.is_empty() {
+            option.soft_ttl()
+        } else {
+            option.soft_ttl().max(self.network.append_floor)
+        }
+    }
+
+    fn rpc_error(&self, action: RPCTypes, error: PeerError) -> RPCError<TopoConfig> {
+        match error {
+            PeerError::Timeout { timeout, .. } => RPCError::Timeout(Timeout {
+                action,
+                id: self.network.node_id,
+                target: self.target,
+                timeout,
+            }),
+            // A broken connection: retrying at once on a new one is reasonable.
+            e @ PeerError::Http { .. } => RPCError::Network(NetworkError::new(&e)),
+            // Down, refusing, misconfigured or speaking garbage: back off.
+            e => RPCError::Unreachable(Unreachable::new(&e)),
+        }
+    }
+
+    /// The remote Raft answered with a failure (it is shutting down or hit a fatal
+    /// storage error): nothing to retry soon.
+    fn remote_failure(&self, message: String) -> RPCError<TopoConfig> {
+        RPCError::Unreachable(Unreachable::from_string(format!(
+            "peer {} ({}) failed: {message}",
+            self.target, self.addr
+        )))
+    }
+
+    async fn unary<Req, Resp>(
+        &self,
+        action: RPCTypes,
+        path: &'static str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<TopoConfig>>
+    where
+        Req: serde::Serialize,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let answer: Result<Resp, String> = self
+            .network
+            .pool
+            .call(&self.addr, path, request, timeout)
+            .await
+            .map_err(|e| self.rpc_error(action, e))?;
+        answer.map_err(|message| self.remote_failure(message))
+    }
 }
 
 impl RaftNetworkV2<TopoConfig> for PeerClient {
@@ -44,27 +137,68 @@ impl RaftNetworkV2<TopoConfig> for PeerClient {
 
     async fn append_entries(
         &mut self,
-        _rpc: AppendEntriesRequest<TopoConfig>,
-        _option: RPCOption,
+        rpc: AppendEntriesRequest<TopoConfig>,
+        option: RPCOption,
     ) -> Result<AppendEntriesResponse<TopoConfig>, RPCError<TopoConfig>> {
-        Err(RPCError::Unreachable(unreachable(self.target)))
+        let timeout = self.append_timeout(&rpc, &option);
+        self.unary(RPCTypes::AppendEntries, wire::APPEND, &rpc, timeout)
+            .await
     }
 
     async fn vote(
         &mut self,
-        _rpc: VoteRequest<TopoConfig>,
-        _option: RPCOption,
+        rpc: VoteRequest<TopoConfig>,
+        option: RPCOption,
     ) -> Result<VoteResponse<TopoConfig>, RPCError<TopoConfig>> {
-        Err(RPCError::Unreachable(unreachable(self.target)))
+        self.unary(RPCTypes::Vote, wire::VOTE, &rpc, option.soft_ttl())
+            .await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TopoConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TopoConfig>, RPCError<TopoConfig>> {
+        self.unary(RPCTypes::Vote, wire::PRE_VOTE, &rpc, option.soft_ttl())
+            .await
     }
 
     async fn full_snapshot(
         &mut self,
-        _vote: VoteOf<TopoConfig>,
-        _snapshot: Snapshot,
-        _cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
-        _option: RPCOption,
+        vote: VoteOf<TopoConfig>,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
     ) -> Result<SnapshotResponse<TopoConfig>, StreamingError<TopoConfig>> {
-        Err(StreamingError::Unreachable(unreachable(self.target)))
+        let request = wire::SnapshotRequest {
+            vote,
+            meta: snapshot.meta,
+            data: snapshot.snapshot,
+        };
+        let send = async {
+            self.unary(
+                RPCTypes::InstallSnapshot,
+                wire::SNAPSHOT,
+                &request,
+                option.soft_ttl(),
+            )
+            .await
+            .map_err(StreamingError::from)
+        };
+        futures_lite::future::or(send, async { Err(StreamingError::Closed(cancel.await)) }).await
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TopoConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TopoConfig>, RPCError<TopoConfig>> {
+        self.unary(
+            RPCTypes::TransferLeader,
+            wire::TRANSFER_LEADER,
+            &req,
+            option.soft_ttl(),
+        )
+        .await
     }
 }

@@ -4,11 +4,20 @@
 //! openraft on the control executor, and translates between openraft's API and the
 //! server's vocabulary: `Command` in, `WriteOk`/`WriteError` out, `ClusterStatus`,
 //! and a small `RaftSummary` of term/leader/applied index for the serving executors.
+//!
+//! Writes and read indexes work on any server: a follower forwards them to the
+//! leader's peer port ([`super::wire::WRITE`], [`super::wire::READ_INDEX`]) and
+//! returns the leader's answer. The leader never forwards again, so a request makes
+//! at most one hop, and a leadership change in flight is answered "no leader" (503,
+//! retry) rather than chased around the cluster. Membership changes live in
+//! [`super::membership`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
@@ -17,8 +26,10 @@ use topology_model::{Command, TopologyState};
 
 use super::log_store::{LogStoreConfig, LogStoreError};
 use super::network::PeerNetwork;
+use super::peer_client::{PeerError, PeerPool};
 use super::state_machine::{PublishHook, StateMachineError, TopologyStateMachine};
 use super::types::{TopoLogStore, TopoRaft, TopoRequest};
+use super::wire::{self, ReadIndexAnswer, RemoteReadError, RemoteWriteError, WriteAnswer};
 use crate::config::Config;
 use crate::control::{ClusterStatus, Member, ReadIndexError, WriteError, WriteOk};
 
@@ -29,6 +40,10 @@ pub struct RaftOptions {
     pub data_dir: PathBuf,
     pub event_buffer_size: usize,
     pub raft: crate::config::RaftConfig,
+    /// Bearer token sent on (and required by) the peer port, when configured.
+    pub auth_token: Option<String>,
+    /// Deadline of a write or read index forwarded to the leader.
+    pub forward_timeout: Duration,
 }
 
 impl RaftOptions {
@@ -38,6 +53,8 @@ impl RaftOptions {
             data_dir: config.data_dir.clone(),
             event_buffer_size: config.topology.notifications.event_buffer_size,
             raft: config.raft.clone(),
+            auth_token: config.auth_token.clone(),
+            forward_timeout: config.http.write_timeout,
         }
     }
 }
@@ -71,8 +88,11 @@ pub type Publish = Box<dyn Fn(&TopologyState, u64)>;
 
 /// The topology server's Raft node (lives on the control executor).
 pub struct RaftNode {
-    raft: TopoRaft,
-    node_id: u64,
+    pub(super) raft: TopoRaft,
+    pub(super) node_id: u64,
+    /// Connections to the other servers (shared with openraft's network).
+    peers: Rc<PeerPool>,
+    forward_timeout: Duration,
 }
 
 /// A subscription to changes of the node's [`RaftSummary`].
@@ -121,16 +141,29 @@ impl RaftNode {
             heartbeat_interval: r.heartbeat_interval.as_millis() as u64,
             election_timeout_min: r.election_timeout_min.as_millis() as u64,
             election_timeout_max: r.election_timeout_max.as_millis() as u64,
+            // Compaction: a snapshot every `snapshot_every` applied entries, and the log
+            // purged up to `keep_after_snapshot` entries behind it. A peer that needs a
+            // purged entry is sent the snapshot instead.
             snapshot_policy: SnapshotPolicy::LogsSinceLast(r.snapshot_every),
             max_in_snapshot_log_to_keep: r.keep_after_snapshot,
+            install_snapshot_timeout: r.snapshot_timeout.as_millis() as u64,
+            // A server cut off from the others must not come back with an inflated
+            // term and depose a healthy leader: ask before starting an election.
+            enable_pre_vote: Some(true),
             ..Default::default()
         }
         .validate()
         .map_err(|e| RaftStartError::Config(e.to_string()))?;
+        let peers = Rc::new(PeerPool::new(
+            options.node_id,
+            options.auth_token.as_deref(),
+            r.max_message_bytes,
+        ));
+        let network = PeerNetwork::new(peers.clone(), options.node_id, r.election_timeout_max);
         let raft = TopoRaft::new(
             options.node_id,
             Arc::new(config),
-            PeerNetwork,
+            network,
             log,
             state_machine,
         )
@@ -139,15 +172,21 @@ impl RaftNode {
         Ok(RaftNode {
             raft,
             node_id: options.node_id,
+            peers,
+            forward_timeout: options.forward_timeout,
         })
     }
 
     /// Initialises a brand-new cluster with `members`; a no-op when this node's
-    /// storage already holds a membership (a restart, or a node that joined).
+    /// storage already holds a log or a vote (a restart, or a node that joined), and
+    /// when `members` is empty (`--join`: wait to be added).
     pub async fn initialize(
         &self,
         members: BTreeMap<u64, SocketAddr>,
     ) -> Result<(), RaftStartError> {
+        if members.is_empty() {
+            return Ok(());
+        }
         let initialized = self
             .raft
             .is_initialized()
@@ -168,9 +207,70 @@ impl RaftNode {
         }
     }
 
-    /// Proposes one change set and waits until it is committed and applied.
+    /// Commits one change set, here when this server leads, else through the leader;
+    /// returns once it is committed and applied (on the leader).
     pub async fn write(&self, command: Command) -> Result<WriteOk, WriteError> {
-        match self.raft.client_write(TopoRequest(command)).await {
+        let local = self.raft.client_write(TopoRequest(command.clone())).await;
+        match Self::write_outcome(local) {
+            Err(WriteError::ForwardTo {
+                leader_id,
+                leader_addr,
+            }) => self.forward_write(leader_id, &leader_addr, &command).await,
+            outcome => outcome,
+        }
+    }
+
+    /// A write forwarded by a follower: committed here or refused, never forwarded on.
+    pub(super) async fn write_as_leader(&self, command: Command) -> WriteAnswer {
+        let local = self.raft.client_write(TopoRequest(command)).await;
+        match Self::write_outcome(local) {
+            Ok(ok) => Ok(ok.version),
+            Err(WriteError::Rejected(e)) => Err(RemoteWriteError::Rejected(e)),
+            Err(WriteError::NoLeader | WriteError::ForwardTo { .. }) => {
+                Err(RemoteWriteError::NotLeader)
+            }
+            Err(e @ (WriteError::Timeout(_) | WriteError::Unavailable(_))) => {
+                Err(RemoteWriteError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    async fn forward_write(
+        &self,
+        leader_id: u64,
+        leader_addr: &str,
+        command: &Command,
+    ) -> Result<WriteOk, WriteError> {
+        let answer: Result<WriteAnswer, PeerError> = self
+            .peers
+            .call(leader_addr, wire::WRITE, command, self.forward_timeout)
+            .await;
+        match answer {
+            Ok(Ok(version)) => Ok(WriteOk { version }),
+            Ok(Err(RemoteWriteError::Rejected(e))) => Err(WriteError::Rejected(e)),
+            Ok(Err(RemoteWriteError::NotLeader)) => Err(WriteError::NoLeader),
+            Ok(Err(RemoteWriteError::Unavailable(m))) => Err(WriteError::Unavailable(format!(
+                "the leader (node {leader_id}) could not commit: {m}"
+            ))),
+            // Never reached the leader: nothing was written, the client may retry.
+            Err(e) if !e.outcome_unknown() => {
+                tracing::debug!(error = %e, "write not forwarded");
+                Err(WriteError::NoLeader)
+            }
+            Err(PeerError::Timeout { timeout, .. }) => Err(WriteError::Timeout(timeout)),
+            Err(e) => Err(WriteError::Unavailable(format!(
+                "forwarding to the leader (node {leader_id}) failed, the outcome is unknown: {e}"
+            ))),
+        }
+    }
+
+    fn write_outcome(
+        result: Result<
+            openraft::raft::ClientWriteResponse<super::types::TopoConfig>,
+            RaftError<super::types::TopoConfig, ClientWriteError<super::types::TopoConfig>>,
+        >,
+    ) -> Result<WriteOk, WriteError> {
+        match result {
             Ok(response) => match response.data.result {
                 Ok(version) => Ok(WriteOk { version }),
                 Err(e) => Err(WriteError::Rejected(e)),
@@ -189,16 +289,58 @@ impl RaftNode {
         }
     }
 
-    /// Confirms leadership with a quorum (Raft read index) and returns the log index
-    /// a linearizable read must see applied.
+    /// The log index a linearizable read must see applied: the leader's read index,
+    /// confirmed with a quorum, asked of the leader when this server is a follower.
+    /// Bounded by the forward timeout: a leader cut off from its quorum cannot confirm.
     pub async fn read_index(&self) -> Result<u64, ReadIndexError> {
-        match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-            Ok(read) => Ok(read.log_id().index),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
-                Err(ReadIndexError::NoLeader)
+        let timeout = self.forward_timeout;
+        futures_lite::future::or(self.read_index_anywhere(), async {
+            glommio::timer::sleep(timeout).await;
+            Err(ReadIndexError::Unavailable(format!(
+                "leadership was not confirmed by a quorum within {timeout:?}"
+            )))
+        })
+        .await
+    }
+
+    async fn read_index_anywhere(&self) -> Result<u64, ReadIndexError> {
+        match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
+            Ok((read, _applied)) => Ok(read.log_id().index),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                let Some(leader) = f.leader_node else {
+                    return Err(ReadIndexError::NoLeader);
+                };
+                let answer: Result<ReadIndexAnswer, PeerError> = self
+                    .peers
+                    .call(&leader.addr, wire::READ_INDEX, &(), self.forward_timeout)
+                    .await;
+                match answer {
+                    Ok(Ok(index)) => Ok(index),
+                    Ok(Err(RemoteReadError::NotLeader)) => Err(ReadIndexError::NoLeader),
+                    Ok(Err(RemoteReadError::Unavailable(m))) => Err(ReadIndexError::Unavailable(m)),
+                    Err(e) => Err(ReadIndexError::Unavailable(format!(
+                        "the leader did not give a read index: {e}"
+                    ))),
+                }
             }
             Err(e) => Err(ReadIndexError::Unavailable(e.to_string())),
         }
+    }
+
+    /// A read index asked by a follower: given only by the leader, never forwarded.
+    pub(super) async fn read_index_as_leader(&self) -> ReadIndexAnswer {
+        match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
+            Ok((read, _applied)) => Ok(read.log_id().index),
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
+                Err(RemoteReadError::NotLeader)
+            }
+            Err(e) => Err(RemoteReadError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// The openraft handle, for the peer server.
+    pub(super) fn raft(&self) -> &TopoRaft {
+        &self.raft
     }
 
     /// A subscription to term / leader / applied-index changes.
@@ -214,6 +356,13 @@ impl RaftNode {
         let m = metrics.borrow_watched();
         let membership = m.membership_config.membership();
         let voters: std::collections::BTreeSet<u64> = membership.voter_ids().collect();
+        let matched = |id: &u64| -> Option<u64> {
+            if *id == self.node_id {
+                return m.last_log_index;
+            }
+            m.replication.as_ref()?.get(id)?.as_ref().map(|l| l.index)
+        };
+        let is_leader = m.state == ServerState::Leader;
         let members = membership
             .nodes()
             .map(|(id, node)| Member {
@@ -224,6 +373,7 @@ impl RaftNode {
                 } else {
                     "learner"
                 },
+                matched_index: if is_leader { matched(id) } else { None },
             })
             .collect();
         ClusterStatus {
@@ -233,6 +383,9 @@ impl RaftNode {
             state: format!("{:?}", m.state),
             committed_index: m.cluster_committed.as_ref().map(|l| l.index),
             applied_index: m.last_applied.as_ref().map(|l| l.index),
+            last_log_index: m.last_log_index,
+            snapshot_index: m.snapshot.as_ref().map(|l| l.index),
+            purged_index: m.purged.as_ref().map(|l| l.index),
             members,
         }
     }

@@ -1,0 +1,232 @@
+//! The server side of the peer transport: the peer-port listener, on the control
+//! executor where Raft lives (openraft is `!Send` here), serving the routes of
+//! [`super::wire`] with hyper's HTTP/1.1 over the same glommio adapters as the
+//! client API.
+//!
+//! Every body is read whole under `raft.max_message_bytes` before it is decoded;
+//! a body that is too large, undecodable, or lacks the cluster's bearer token (when
+//! one is configured) is refused with an HTTP status and never reaches Raft. The
+//! serving executors never come here: a slow or dead peer costs this executor a
+//! task and a socket, not a client request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use glommio::net::TcpListener;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::node::RaftNode;
+use super::wire;
+use crate::http::io::{GlommioTimer, HyperIo};
+
+/// What the peer listener enforces.
+#[derive(Clone, Debug)]
+pub struct PeerServerOptions {
+    /// Largest request body accepted (snapshots included).
+    pub max_message_bytes: usize,
+    /// When set, every peer request must carry `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+    /// How long an idle peer connection is kept open.
+    pub keepalive_timeout: Duration,
+}
+
+impl PeerServerOptions {
+    pub fn from_config(config: &crate::config::Config) -> PeerServerOptions {
+        PeerServerOptions {
+            max_message_bytes: config.raft.max_message_bytes,
+            auth_token: config.auth_token.clone(),
+            keepalive_timeout: config.http.keepalive_timeout,
+        }
+    }
+}
+
+/// Binds the peer address. SO_REUSEADDR lets a restarted server take its port back
+/// while sockets of its killed predecessor are still closing; no SO_REUSEPORT: one
+/// executor serves the peer port, and a second process must not share it.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    // SAFETY: the descriptor is a listening TCP socket we own and hand over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+}
+
+/// Serves peer connections until the executor stops.
+pub async fn serve(listener: TcpListener, node: Rc<RaftNode>, options: PeerServerOptions) {
+    let options = Rc::new(options);
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "peer accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let node = node.clone();
+        let options = options.clone();
+        glommio::spawn_local(async move {
+            let service_options = options.clone();
+            let service = service_fn(move |req: Request<Incoming>| {
+                let node = node.clone();
+                let options = service_options.clone();
+                async move { Ok::<_, Infallible>(handle(req, &node, &options).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(GlommioTimer)
+                .header_read_timeout(options.keepalive_timeout)
+                .keep_alive(true)
+                .serve_connection(HyperIo(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "peer connection ended with an error");
+            }
+        })
+        .detach();
+    }
+}
+
+fn plain(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(message.into())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn binary<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match wire::encode(value) {
+        Ok(bytes) => {
+            let mut response = Response::new(Full::new(bytes));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(wire::CONTENT_TYPE),
+            );
+            response
+        }
+        Err(e) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the answer: {e}"),
+        ),
+    }
+}
+
+/// A refusal before Raft saw the request: status and one-line reason.
+type Refusal = (StatusCode, String);
+
+fn decoded<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
+    wire::decode(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the body of {path} is not a valid peer message: {e}"),
+        )
+    })
+}
+
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusal> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("peer messages are limited to {limit} bytes (raft.max_message_bytes)"),
+        )),
+        Err(e) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("the body could not be read: {e}"),
+        )),
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    node: &RaftNode,
+    options: &PeerServerOptions,
+) -> Response<Full<Bytes>> {
+    if !crate::http::write::authorized(req.headers(), options.auth_token.as_deref()) {
+        return plain(
+            StatusCode::UNAUTHORIZED,
+            "peer requests need the cluster's bearer token (auth_token must be the same on every server)",
+        );
+    }
+    let path = req.uri().path().to_string();
+    let known = [
+        wire::APPEND,
+        wire::VOTE,
+        wire::PRE_VOTE,
+        wire::SNAPSHOT,
+        wire::TRANSFER_LEADER,
+        wire::WRITE,
+        wire::READ_INDEX,
+    ];
+    if !known.contains(&path.as_str()) {
+        return plain(StatusCode::NOT_FOUND, format!("no peer route {path}"));
+    }
+    if req.method() != Method::POST {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, format!("{path} takes POST"));
+    }
+    let answer = match read_body(req, options.max_message_bytes).await {
+        Ok(body) => dispatch(&path, &body, node).await,
+        Err(refusal) => Err(refusal),
+    };
+    answer.unwrap_or_else(|(status, message)| plain(status, message))
+}
+
+/// Decodes the body for `path`, hands it to Raft, encodes the answer.
+async fn dispatch(
+    path: &str,
+    body: &[u8],
+    node: &RaftNode,
+) -> Result<Response<Full<Bytes>>, Refusal> {
+    let raft = node.raft();
+    let answer = match path {
+        wire::APPEND => {
+            let rpc = decoded(body, path)?;
+            binary(&raft.append_entries(rpc).await.map_err(|e| e.to_string()))
+        }
+        wire::VOTE => {
+            let rpc = decoded(body, path)?;
+            binary(&raft.vote(rpc).await.map_err(|e| e.to_string()))
+        }
+        wire::PRE_VOTE => {
+            let rpc = decoded(body, path)?;
+            binary(&raft.pre_vote(rpc).await.map_err(|e| e.to_string()))
+        }
+        wire::SNAPSHOT => {
+            let request: wire::SnapshotRequest = decoded(body, path)?;
+            let snapshot = super::types::Snapshot {
+                meta: request.meta,
+                snapshot: request.data,
+            };
+            let result = raft.install_full_snapshot(request.vote, snapshot).await;
+            binary(&result.map_err(|e| e.to_string()))
+        }
+        wire::TRANSFER_LEADER => {
+            let request = decoded(body, path)?;
+            let result = raft.handle_transfer_leader(request).await;
+            binary(&result.map_err(|e| e.to_string()))
+        }
+        wire::WRITE => {
+            let command: wire::WriteRequest = decoded(body, path)?;
+            binary(&node.write_as_leader(command).await)
+        }
+        wire::READ_INDEX => {
+            let () = decoded(body, path)?;
+            binary(&node.read_index_as_leader().await)
+        }
+        _ => return Err((StatusCode::NOT_FOUND, format!("no peer route {path}"))),
+    };
+    Ok(answer)
+}
