@@ -1,0 +1,172 @@
+//! Open-loop HTTP load on glommio: requests leave on a fixed schedule whatever the
+//! server's pace, over keep-alive connections (pipelined when the server lags), and
+//! each latency is measured from the request's *intended* send time, so queueing
+//! behind a slow response counts (no coordinated omission).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use hdrhistogram::Histogram;
+
+use crate::http::parse_response;
+
+/// What to send and how.
+#[derive(Clone, Debug)]
+pub struct LoadSpec {
+    pub addr: SocketAddr,
+    /// One complete request (`GET ... HTTP/1.1\r\n...\r\n\r\n`).
+    pub request: Vec<u8>,
+    pub rate: u64,
+    pub duration: Duration,
+    pub connections: usize,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct LoadResult {
+    pub latency_us: Histogram<u64>,
+    pub sent: u64,
+    pub completed: u64,
+    pub errors: u64,
+    pub elapsed: Duration,
+}
+
+impl LoadResult {
+    pub fn throughput(&self) -> f64 {
+        self.completed as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// A request's intended send time, queued until its response arrives.
+type Pending = Rc<RefCell<VecDeque<Instant>>>;
+
+struct Shared {
+    hist: RefCell<Histogram<u64>>,
+    completed: RefCell<u64>,
+    errors: RefCell<u64>,
+}
+
+/// Requests still unanswered on one connection before the run is declared overloaded.
+const MAX_IN_FLIGHT: usize = 20_000;
+
+/// Runs `spec` on a fresh glommio executor (blocking the calling thread).
+pub fn run(spec: LoadSpec) -> LoadResult {
+    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+        .io_memory(1 << 20)
+        .spawn(move || async move { run_async(spec).await })
+        .expect("a glommio executor for the load generator")
+        .join()
+        .expect("the load generator finished")
+}
+
+async fn run_async(spec: LoadSpec) -> LoadResult {
+    let shared = Rc::new(Shared {
+        hist: RefCell::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("bounds")),
+        completed: RefCell::new(0),
+        errors: RefCell::new(0),
+    });
+    let request: Rc<[u8]> = spec.request.clone().into();
+    let total = (spec.rate as f64 * spec.duration.as_secs_f64()) as u64;
+    let interval = Duration::from_secs_f64(1.0 / spec.rate as f64);
+    let mut streams = Vec::new();
+    for _ in 0..spec.connections {
+        let stream = TcpStream::connect(spec.addr)
+            .await
+            .expect("connect to the server");
+        stream.set_nodelay(true).ok();
+        streams.push(stream);
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let mut tasks = Vec::new();
+    for (c, stream) in streams.into_iter().enumerate() {
+        let pending: Pending = Rc::default();
+        let (reader, writer) = futures_lite::io::split(stream);
+        let conns = spec.connections as u64;
+        let request = request.clone();
+        let pending_w = pending.clone();
+        tasks.push(glommio::spawn_local(async move {
+            let mut writer = writer;
+            let mut k = c as u64;
+            while k < total {
+                let intended = start + interval.mul_f64(k as f64);
+                let now = Instant::now();
+                if intended > now + Duration::from_micros(200) {
+                    glommio::timer::sleep(intended - now).await;
+                }
+                if pending_w.borrow().len() >= MAX_IN_FLIGHT {
+                    // Overloaded: the reader counts every unsent request as an error.
+                    break;
+                }
+                pending_w.borrow_mut().push_back(intended);
+                if writer.write_all(&request).await.is_err() {
+                    break;
+                }
+                k += conns;
+            }
+            let _ = writer.flush().await;
+        }));
+        let shared_r = shared.clone();
+        tasks.push(glommio::spawn_local(async move {
+            let mut reader = reader;
+            let mut buf = Vec::with_capacity(64 * 1024);
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut expected = (total + conns - 1 - c as u64) / conns;
+            while expected > 0 {
+                let n = match futures_lite::future::or(
+                    async { reader.read(&mut chunk).await.ok() },
+                    async {
+                        glommio::timer::sleep(Duration::from_secs(10)).await;
+                        None
+                    },
+                )
+                .await
+                {
+                    Some(0) | None => break,
+                    Some(n) => n,
+                };
+                buf.extend_from_slice(&chunk[..n]);
+                let mut consumed = 0;
+                while let Some((status, len)) = parse_response(&buf[consumed..]) {
+                    consumed += len;
+                    let intended = pending.borrow_mut().pop_front();
+                    if let Some(intended) = intended {
+                        let us = intended.elapsed().as_micros().max(1) as u64;
+                        let _ = shared_r.hist.borrow_mut().record(us.min(60_000_000));
+                    }
+                    if status >= 400 {
+                        *shared_r.errors.borrow_mut() += 1;
+                    } else {
+                        *shared_r.completed.borrow_mut() += 1;
+                    }
+                    expected -= 1;
+                }
+                buf.drain(..consumed);
+            }
+            *shared_r.errors.borrow_mut() += expected;
+        }));
+    }
+    for task in tasks {
+        task.await;
+    }
+    let elapsed = start.elapsed();
+    let latency_us = shared.hist.borrow().clone();
+    let completed = *shared.completed.borrow();
+    let errors = *shared.errors.borrow();
+    LoadResult {
+        latency_us,
+        sent: total,
+        completed,
+        errors,
+        elapsed,
+    }
+}
+
+/// A keep-alive GET for `path`, with `extra` header lines (each ending in CRLF).
+pub fn get_request(addr: SocketAddr, path: &str, extra: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}\r\n").into_bytes()
+}

@@ -1,0 +1,100 @@
+//! `perf`: the load harness of concord-topo (design §8). Each scenario starts real
+//! servers on loopback, runs bounded in time and count, prints a table and writes a
+//! JSON report (and SVG charts) under `--out`. Method and results: perf/README.md.
+
+mod bandwidth;
+mod http;
+mod load;
+mod reads;
+mod reference;
+mod report;
+mod server;
+mod subscribe;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "perf", about = "Load harness for concord-topo")]
+struct Cli {
+    /// Where reports and charts go.
+    #[arg(long, global = true, default_value = "perf/results")]
+    out: PathBuf,
+    /// The concord-topo binary (default: next to this one).
+    #[arg(long, global = true)]
+    server_bin: Option<PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Open-loop reads at a fixed rate (or --max: the peak with P99 under target).
+    Read(reads::ReadArgs),
+    /// The same load against concord-topo and a may_minihttp server replaying its bytes.
+    Reference(reads::ReadArgs),
+    /// K SSE subscribers and a stream of writes: commit → delivery latency, loss.
+    Subscribe(subscribe::SubscribeArgs),
+    /// Server RSS with 1,000 data nodes, 16,384 shards and 1,000 subscribers.
+    Memory(subscribe::SubscribeArgs),
+    /// Bytes to follow single-shard changes: full snapshots vs incremental events.
+    Bandwidth(bandwidth::BandwidthArgs),
+    /// (internal) the reference server used by `reference`.
+    #[command(hide = true)]
+    ServeReference {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        answer: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let bin = cli.server_bin.as_deref();
+    match cli.scenario {
+        Scenario::Read(args) => {
+            reads::read(&args, bin, &cli.out);
+        }
+        Scenario::Reference(args) => {
+            reads::reference(&args, bin, &cli.out);
+        }
+        Scenario::Subscribe(args) => {
+            let outcome = subscribe::run(&args, bin, &cli.out, "subscribe");
+            if outcome.lost + outcome.duplicated > 0 {
+                eprintln!(
+                    "perf: {} lost and {} duplicated events",
+                    outcome.lost, outcome.duplicated
+                );
+                std::process::exit(1);
+            }
+        }
+        Scenario::Memory(mut args) => {
+            if args.nodes == 0 {
+                args.nodes = 1_000;
+                args.shards = 16_384;
+            }
+            let outcome = subscribe::run(&args, bin, &cli.out, "memory");
+            let rss = outcome.report["server_rss_bytes"]["after_writes"]
+                .as_u64()
+                .unwrap_or(0);
+            println!(
+                "  server RSS with {} subscribers: {:.1} MiB",
+                args.subscribers,
+                rss as f64 / 1048576.0
+            );
+        }
+        Scenario::Bandwidth(args) => {
+            bandwidth::run(&args, bin, &cli.out);
+        }
+        Scenario::ServeReference {
+            addr,
+            answer,
+            workers,
+        } => reference::serve(addr, &answer, workers),
+    }
+}

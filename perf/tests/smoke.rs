@@ -1,0 +1,138 @@
+//! Smoke runs of every `perf` scenario with tiny numbers (seconds each), so the
+//! harness cannot rot: each must finish, exit 0 and write a sane JSON report.
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(out: &Path, args: &[&str]) -> serde_json::Value {
+    let status = Command::new(env!("CARGO_BIN_EXE_perf"))
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .status()
+        .expect("run perf");
+    assert!(status.success(), "perf {args:?} failed: {status}");
+    let name = if args[0] == "memory" {
+        "memory"
+    } else {
+        args[0]
+    };
+    let text = std::fs::read_to_string(out.join(format!("{name}.json"))).expect("a JSON report");
+    serde_json::from_str(&text).expect("the report is JSON")
+}
+
+#[test]
+fn read_at_a_fixed_rate() {
+    let out = tempfile::tempdir().unwrap();
+    let r = run(
+        out.path(),
+        &[
+            "read",
+            "--rate",
+            "500",
+            "--duration",
+            "1",
+            "--connections",
+            "4",
+        ],
+    );
+    let ours = &r["concord_topo"];
+    assert_eq!(ours["errors"], 0);
+    assert_eq!(ours["completed"], 500);
+    assert!(ours["latency"]["p99_us"].as_u64().unwrap() > 0);
+    assert!(out.path().join("concord-topo-latency.svg").exists());
+    assert!(r["machine"]["cores"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn reference_side_by_side_with_a_short_ladder() {
+    let out = tempfile::tempdir().unwrap();
+    let r = run(
+        out.path(),
+        &[
+            "reference",
+            "--route",
+            "snapshot304",
+            "--max",
+            "--rate",
+            "300",
+            "--max-rate",
+            "500",
+            "--duration",
+            "0.5",
+            "--connections",
+            "4",
+            "--p99-target-ms",
+            "1000",
+        ],
+    );
+    assert!(r["concord_topo"]["ladder"].as_array().unwrap().len() >= 2);
+    assert!(r["may_minihttp"]["max_throughput"].as_f64().unwrap() > 0.0);
+    assert!(r["ratio_ours_over_reference"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn subscribe_loses_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let r = run(
+        out.path(),
+        &[
+            "subscribe",
+            "--subscribers",
+            "10",
+            "--writes",
+            "5",
+            "--write-rate",
+            "20",
+        ],
+    );
+    assert_eq!(r["lost"], 0);
+    assert_eq!(r["duplicated"], 0);
+    assert_eq!(r["sent_to_delivered"]["count"], 50);
+}
+
+#[test]
+fn memory_reports_the_server_rss() {
+    let out = tempfile::tempdir().unwrap();
+    let r = run(
+        out.path(),
+        &[
+            "memory",
+            "--subscribers",
+            "20",
+            "--writes",
+            "3",
+            "--nodes",
+            "50",
+            "--shards",
+            "256",
+        ],
+    );
+    assert!(
+        r["server_rss_bytes"]["subscribers_connected"]
+            .as_u64()
+            .unwrap()
+            > 1 << 20
+    );
+    assert_eq!(r["lost"], 0);
+}
+
+#[test]
+fn bandwidth_compares_full_and_incremental() {
+    let out = tempfile::tempdir().unwrap();
+    let r = run(
+        out.path(),
+        &[
+            "bandwidth",
+            "--changes",
+            "5",
+            "--nodes",
+            "20",
+            "--shards",
+            "64",
+        ],
+    );
+    assert_eq!(r["changes"], 5.0);
+    let saved = r["saved_vs_identity"].as_f64().unwrap();
+    assert!(saved > 0.5 && saved < 1.0, "{r}");
+}
