@@ -1,0 +1,387 @@
+//! A deliberately small blocking HTTP/1.1 client over `std::net::TcpStream`: just
+//! what the client's thread needs to talk to topology servers (GET with headers,
+//! `Content-Length` and chunked bodies, keep-alive, a streamed SSE body).
+//!
+//! Why not `ureq`: the client's thread must wake every [`TICK`] while a stream is
+//! idle (to notice `report_stale`, shutdown and the idle limit) without tearing the
+//! stream down, and must tell "no byte yet" apart from "the server is gone". A socket
+//! read timeout gives exactly that on a std socket; behind ureq's reader a timeout
+//! ends the body. It also keeps the C library free of a TLS stack it does not use
+//! (the topology servers speak plain HTTP on their client port).
+
+use std::io::{self, Read as _, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// How often a blocked read returns to its caller with [`Read::Idle`].
+pub(crate) const TICK: Duration = Duration::from_millis(100);
+
+/// Largest response head accepted (status line and headers).
+const MAX_HEAD: usize = 64 * 1024;
+
+/// A topology server's address, parsed from `host:port` or `http://host:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host:port`, as resolved and as sent in the `Host` header.
+    pub authority: String,
+}
+
+/// The client port `concord-topo` listens on by default.
+pub(crate) const DEFAULT_PORT: u16 = 7070;
+
+impl Endpoint {
+    /// Accepts `host:port`, `host` (port 7070), `[v6]:port` and the same after
+    /// `http://`, with an optional trailing `/`. Anything else is refused with a reason.
+    pub fn parse(text: &str) -> Result<Endpoint, String> {
+        let s = text.trim();
+        let s = match s.split_once("://") {
+            Some(("http", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "scheme {scheme:?} is not supported; topology servers speak plain http"
+                ))
+            }
+            None => s,
+        };
+        let s = s.strip_suffix('/').unwrap_or(s);
+        if s.is_empty() {
+            return Err("empty address".into());
+        }
+        if s.contains('/') || s.contains('?') || s.chars().any(char::is_whitespace) {
+            return Err("expected host:port with no path".into());
+        }
+        let bracketed = s.starts_with('[');
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) if !bracketed || h.ends_with(']') => (h, Some(p)),
+            _ => (s, None),
+        };
+        if host.is_empty() || (bracketed && !host.ends_with(']')) {
+            return Err("the host is empty or malformed".into());
+        }
+        if !bracketed && host.contains(':') {
+            return Err("an IPv6 host must be written in brackets, [::1]:7070".into());
+        }
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(format!("port {p:?} is not a number 1-65535")),
+            },
+        };
+        Ok(Endpoint {
+            authority: format!("{host}:{port}"),
+        })
+    }
+}
+
+/// One outcome of waiting for bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    /// Bytes arrived (they are in the connection's buffer).
+    Data,
+    /// Nothing arrived within one [`TICK`].
+    Idle,
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// A connection with its read buffer (bytes received but not consumed yet).
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+/// The parts of a response head the client acts on.
+#[derive(Debug)]
+pub struct Head {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: BodyKind,
+    pub keep_alive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyKind {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+impl Conn {
+    /// Resolves `ep` and connects to the first address that answers within `timeout`.
+    pub fn connect(ep: &Endpoint, timeout: Duration) -> io::Result<Conn> {
+        let mut last = None;
+        for addr in ep.authority.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    stream.set_read_timeout(Some(TICK))?;
+                    stream.set_write_timeout(Some(timeout.max(Duration::from_secs(1))))?;
+                    return Ok(Conn {
+                        stream,
+                        buf: Vec::with_capacity(16 * 1024),
+                        pos: 0,
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address")
+        }))
+    }
+
+    /// Sends a GET with the given extra headers (`name: value` pairs).
+    pub fn send_get(
+        &mut self,
+        ep: &Endpoint,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> io::Result<()> {
+        let mut req = format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: concordkv-topology/{}\r\n",
+            ep.authority,
+            env!("CARGO_PKG_VERSION")
+        );
+        for (name, value) in headers {
+            req.push_str(name);
+            req.push_str(": ");
+            req.push_str(value);
+            req.push_str("\r\n");
+        }
+        req.push_str("\r\n");
+        self.stream.write_all(req.as_bytes())
+    }
+
+    /// Unconsumed received bytes.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.pos += n;
+        debug_assert!(self.pos <= self.buf.len());
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+    }
+
+    /// Waits up to one [`TICK`] for more bytes.
+    pub fn fill(&mut self) -> io::Result<Read> {
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + 16 * 1024, 0);
+        let got = self.stream.read(&mut self.buf[old..]);
+        self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
+        match got {
+            Ok(0) => Ok(Read::Eof),
+            Ok(_) => Ok(Read::Data),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Ok(Read::Idle)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Read::Idle),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Parses a complete response head from the buffer, if one is there.
+    pub fn take_head(&mut self) -> io::Result<Option<Head>> {
+        let mut headers = [httparse::EMPTY_HEADER; 48];
+        let mut resp = httparse::Response::new(&mut headers);
+        let n = match resp.parse(self.pending()) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) if self.pending().len() > MAX_HEAD => {
+                return Err(invalid("the response head is larger than 64 KiB"))
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(invalid(&format!("malformed response head: {e}"))),
+        };
+        let status = resp.code.unwrap_or(0);
+        let mut head = Head {
+            status,
+            content_type: None,
+            body: BodyKind::UntilClose,
+            keep_alive: resp.version == Some(1),
+        };
+        let mut length = None;
+        for h in resp.headers.iter() {
+            let value = String::from_utf8_lossy(h.value);
+            let value = value.trim();
+            if h.name.eq_ignore_ascii_case("content-length") {
+                length = Some(
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| invalid("bad Content-Length"))?,
+                );
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                if value.eq_ignore_ascii_case("chunked") {
+                    head.body = BodyKind::Chunked;
+                } else {
+                    return Err(invalid(&format!("unsupported Transfer-Encoding {value:?}")));
+                }
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                head.keep_alive &= !value.eq_ignore_ascii_case("close");
+            } else if h.name.eq_ignore_ascii_case("content-type") {
+                head.content_type = Some(value.to_ascii_lowercase());
+            }
+        }
+        if head.body != BodyKind::Chunked {
+            head.body = match length {
+                Some(n) => BodyKind::Length(n),
+                // 204/304 and 1xx have no body.
+                None if status == 204 || status == 304 || status < 200 => BodyKind::Length(0),
+                None => BodyKind::UntilClose,
+            };
+        }
+        if head.body == BodyKind::UntilClose {
+            head.keep_alive = false;
+        }
+        self.consume(n);
+        Ok(Some(head))
+    }
+}
+
+fn invalid(message: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
+}
+
+/// Decodes a response body incrementally from a connection's buffer.
+#[derive(Debug)]
+pub struct BodyDecoder {
+    kind: BodyKind,
+    /// Bytes left of the body (`Length`) or of the current chunk (`Chunked`).
+    left: u64,
+    chunk: ChunkState,
+    done: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Reading the hex size line.
+    Size,
+    /// In a chunk's data (`left` bytes to go).
+    Data,
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// Trailer lines after the last (zero) chunk, up to an empty line.
+    Trailer,
+}
+
+impl BodyDecoder {
+    pub fn new(kind: &BodyKind) -> BodyDecoder {
+        let left = match kind {
+            BodyKind::Length(n) => *n,
+            _ => 0,
+        };
+        BodyDecoder {
+            kind: kind.clone(),
+            left,
+            chunk: ChunkState::Size,
+            done: matches!(kind, BodyKind::Length(0)),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Moves body bytes from `input` to `out`; returns how many input bytes were used.
+    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
+        match self.kind {
+            BodyKind::UntilClose => {
+                out.extend_from_slice(input);
+                Ok(input.len())
+            }
+            BodyKind::Length(_) => {
+                let n = input
+                    .len()
+                    .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                out.extend_from_slice(&input[..n]);
+                self.left -= n as u64;
+                self.done = self.left == 0;
+                Ok(n)
+            }
+            BodyKind::Chunked => self.decode_chunked(input, out),
+        }
+    }
+
+    fn decode_chunked(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<usize> {
+        let mut used = 0;
+        while used < input.len() && !self.done {
+            let rest = &input[used..];
+            match self.chunk {
+                ChunkState::Data => {
+                    let n = rest
+                        .len()
+                        .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+                    out.extend_from_slice(&rest[..n]);
+                    used += n;
+                    self.left -= n as u64;
+                    if self.left == 0 {
+                        self.chunk = ChunkState::DataEnd;
+                    }
+                }
+                ChunkState::DataEnd => {
+                    // Only whole lines are consumed, so "\r" alone waits for "\n".
+                    let Some(eol) = find_lf(rest) else {
+                        return Ok(used);
+                    };
+                    if !rest[..eol].iter().all(|&b| b == b'\r') || eol > 1 {
+                        return Err(invalid("chunk data is not followed by CRLF"));
+                    }
+                    used += eol + 1;
+                    self.chunk = ChunkState::Size;
+                }
+                ChunkState::Size => {
+                    let Some(eol) = find_lf(rest) else {
+                        if rest.len() > 1024 {
+                            return Err(invalid("chunk size line longer than 1 KiB"));
+                        }
+                        return Ok(used);
+                    };
+                    let line = std::str::from_utf8(&rest[..eol])
+                        .map_err(|_| invalid("chunk size line is not ASCII"))?;
+                    // Chunk extensions (";name=value") are allowed and ignored.
+                    let hex = line.trim_end_matches('\r').split(';').next().unwrap_or("");
+                    let size = u64::from_str_radix(hex.trim(), 16)
+                        .map_err(|_| invalid(&format!("bad chunk size {hex:?}")))?;
+                    used += eol + 1;
+                    if size == 0 {
+                        self.chunk = ChunkState::Trailer;
+                    } else {
+                        self.left = size;
+                        self.chunk = ChunkState::Data;
+                    }
+                }
+                ChunkState::Trailer => {
+                    let Some(eol) = find_lf(rest) else {
+                        return Ok(used);
+                    };
+                    used += eol + 1;
+                    if rest[..eol].iter().all(|&b| b == b'\r') {
+                        self.done = true;
+                    }
+                }
+            }
+        }
+        Ok(used)
+    }
+}
+
+fn find_lf(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+#[cfg(test)]
+#[path = "http_test.rs"]
+mod tests;

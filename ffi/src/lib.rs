@@ -1,0 +1,44 @@
+//! ConcordKV's caching router client: keeps a local copy of the topology current
+//! from the topology servers (snapshot, then SSE events applied in order, failing
+//! over between servers by itself) and routes keys locally, in nanoseconds, without
+//! allocating or touching the network.
+//!
+//! Usable as a Rust library ([`TopologyClient`]) and, through [`capi`], as the C
+//! library `libconcordkv_topology` (header `include/concordkv_topology.h`).
+//!
+//! Code map:
+//! - `client`: [`TopologyClient`], [`Route`];
+//! - `table`: [`RoutingTable`], the flat per-version lookup structure;
+//! - `worker`, `stream`: the client's thread (fetch, follow, resync, failover);
+//! - `http`, `sse`, `wire`: HTTP/1.1, the SSE parser, simd-json answers;
+//! - `shared`: what the thread and the callers share (table, listeners, counters);
+//! - `options`, `backoff`, `error`;
+//! - `capi`: the C ABI.
+
+mod backoff;
+pub mod capi;
+mod client;
+mod error;
+mod http;
+mod options;
+mod shared;
+mod sse;
+mod stream;
+mod table;
+#[doc(hidden)]
+pub mod testkit;
+mod wire;
+mod worker;
+
+pub use client::{Route, TopologyClient};
+pub use error::{OptionsError, RouteError, WaitError};
+pub use options::{ClientOptions, ReadConsistency};
+pub use shared::{Change, ChangeCallback, ClientStats, ListenerId};
+pub use table::{NodeRef, RouteRef, RoutingTable};
+pub use topology_model::{
+    key_hash, EventType, Health, ShardStatus, TopologyEvent, TopologySnapshot,
+};
+
+/// The SSE parser, public for fuzzing and tests of other crates.
+#[doc(hidden)]
+pub use sse::{SseEvent, SseParser};

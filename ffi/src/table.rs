@@ -1,0 +1,266 @@
+//! The routing table: one immutable, flat copy of the topology per version, built
+//! for lookups. `TopologyState::shard_for_hash` walks a persistent B-tree and then a
+//! hash map keyed by shard id (about 0.7 µs); here a lookup is one binary search
+//! over a sorted `[u64]` of range starts and a few indexed loads, with every string
+//! in one arena, so routing neither allocates nor chases pointers.
+
+use topology_model::{key_hash, Health, KeyRange, ShardStatus, TopologyState};
+
+use crate::error::RouteError;
+
+/// A string in the table's arena.
+#[derive(Clone, Copy, Debug)]
+struct Str {
+    start: u32,
+    len: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ShardSlot {
+    id: Str,
+    /// Exclusive end; `None` = end of the hash space.
+    end: Option<u64>,
+    epoch: u64,
+    status: ShardStatus,
+    primary: u32,
+    /// `replicas[first..first + count]` are the node slots of the replicas.
+    first: u32,
+    count: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct NodeSlot {
+    id: Str,
+    address: Str,
+    health: Health,
+}
+
+/// The topology at one version, as the client routes with it. Immutable; the client
+/// publishes a new one per applied version.
+#[derive(Debug)]
+pub struct RoutingTable {
+    version: u64,
+    /// Range starts in hash order; `starts[i]` belongs to `shards[i]`.
+    starts: Box<[u64]>,
+    shards: Box<[ShardSlot]>,
+    replicas: Box<[u32]>,
+    nodes: Box<[NodeSlot]>,
+    strings: String,
+    /// The model state this table was built from (O(1) to keep: persistent maps).
+    state: TopologyState,
+}
+
+/// A data node as a route names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeRef<'a> {
+    pub node_id: &'a str,
+    /// `host:port` of the data node.
+    pub address: &'a str,
+    pub health: Health,
+}
+
+/// Where one key goes, borrowed from a [`RoutingTable`].
+#[derive(Clone, Copy, Debug)]
+pub struct RouteRef<'a> {
+    table: &'a RoutingTable,
+    slot: u32,
+    hash: u64,
+}
+
+impl RoutingTable {
+    /// Flattens a (validated) state. O(shards + nodes).
+    pub fn build(state: &TopologyState) -> RoutingTable {
+        let mut strings = String::new();
+        let mut push = |s: &str| {
+            let start = u32::try_from(strings.len()).expect("routing strings under 4 GiB");
+            strings.push_str(s);
+            Str {
+                start,
+                len: s.len() as u32,
+            }
+        };
+        let mut node_index = std::collections::HashMap::with_capacity(state.node_count());
+        let mut nodes = Vec::with_capacity(state.node_count());
+        for n in state.nodes() {
+            node_index.insert(n.node_id.as_str(), nodes.len() as u32);
+            nodes.push(NodeSlot {
+                id: push(&n.node_id),
+                address: push(&n.address),
+                health: n.health,
+            });
+        }
+        // A placement always names registered nodes (the model validates it); a
+        // missing one would be a model bug, shown as an unknown node, never a panic.
+        let mut slot_of = |id: &str, nodes: &mut Vec<NodeSlot>| -> u32 {
+            if let Some(&i) = node_index.get(id) {
+                return i;
+            }
+            nodes.push(NodeSlot {
+                id: push(id),
+                address: Str { start: 0, len: 0 },
+                health: Health::Unknown,
+            });
+            nodes.len() as u32 - 1
+        };
+        let mut starts = Vec::with_capacity(state.shard_count());
+        let mut shards = Vec::with_capacity(state.shard_count());
+        let mut replicas = Vec::new();
+        for s in state.shards_by_range() {
+            let first = replicas.len() as u32;
+            for r in &s.replica_nodes {
+                replicas.push(slot_of(r, &mut nodes));
+            }
+            starts.push(s.key_range.start.0);
+            shards.push(ShardSlot {
+                id: Str { start: 0, len: 0 },
+                end: s.key_range.end.map(|e| e.0),
+                epoch: s.epoch,
+                status: s.status,
+                primary: slot_of(&s.primary_node, &mut nodes),
+                first,
+                count: s.replica_nodes.len() as u32,
+            });
+        }
+        let mut shards_iter = state.shards_by_range();
+        for slot in &mut shards {
+            let s = shards_iter.next().expect("same iteration twice");
+            slot.id = push(&s.shard_id);
+        }
+        RoutingTable {
+            version: state.version(),
+            starts: starts.into(),
+            shards: shards.into(),
+            replicas: replicas.into(),
+            nodes: nodes.into(),
+            strings,
+            state: state.clone(),
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn config_hash(&self) -> &str {
+        self.state.config_hash()
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The model state behind this table (for snapshots and inspection).
+    pub fn state(&self) -> &TopologyState {
+        &self.state
+    }
+
+    /// Routes a key: hashes it as `hashFunction` says (`sha256-be64`, the only one the
+    /// client accepts a snapshot with), then [`RoutingTable::route_hash`].
+    pub fn route(&self, key: &[u8]) -> Result<RouteRef<'_>, RouteError> {
+        if key.is_empty() {
+            return Err(RouteError::EmptyKey);
+        }
+        self.route_hash(key_hash(key))
+    }
+
+    /// Routes a hash point. No allocation: a binary search and indexed loads.
+    #[inline]
+    pub fn route_hash(&self, hash: u64) -> Result<RouteRef<'_>, RouteError> {
+        // The ranges partition the space from 0, so the owner is the last start <= hash.
+        let i = self.starts.partition_point(|&s| s <= hash);
+        if i == 0 {
+            return Err(RouteError::NoShards);
+        }
+        Ok(RouteRef {
+            table: self,
+            slot: (i - 1) as u32,
+            hash,
+        })
+    }
+
+    /// A route found earlier in this same table (by [`RouteRef::index`]).
+    pub(crate) fn route_at(&self, slot: u32, hash: u64) -> RouteRef<'_> {
+        RouteRef {
+            table: self,
+            slot,
+            hash,
+        }
+    }
+
+    /// The epoch of a shard, by id (for `report_stale`). O(shards): not a hot path.
+    pub fn epoch_of(&self, shard_id: &str) -> Option<u64> {
+        self.state.shard(shard_id).map(|s| s.epoch)
+    }
+
+    fn str(&self, s: Str) -> &str {
+        &self.strings[s.start as usize..(s.start + s.len) as usize]
+    }
+
+    fn node(&self, i: u32) -> NodeRef<'_> {
+        let n = &self.nodes[i as usize];
+        NodeRef {
+            node_id: self.str(n.id),
+            address: self.str(n.address),
+            health: n.health,
+        }
+    }
+}
+
+impl<'a> RouteRef<'a> {
+    pub(crate) fn index(&self) -> u32 {
+        self.slot
+    }
+
+    fn slot(&self) -> &'a ShardSlot {
+        &self.table.shards[self.slot as usize]
+    }
+
+    /// The topology version this answer comes from.
+    pub fn version(&self) -> u64 {
+        self.table.version
+    }
+
+    /// The key's routing hash.
+    pub fn key_hash(&self) -> u64 {
+        self.hash
+    }
+
+    pub fn shard_id(&self) -> &'a str {
+        self.table.str(self.slot().id)
+    }
+
+    /// Grows on every change to the shard; a data node refusing a request for an older
+    /// epoch means this copy is stale (`report_stale`).
+    pub fn epoch(&self) -> u64 {
+        self.slot().epoch
+    }
+
+    pub fn status(&self) -> ShardStatus {
+        self.slot().status
+    }
+
+    pub fn key_range(&self) -> KeyRange {
+        KeyRange::new(self.table.starts[self.slot as usize], self.slot().end)
+    }
+
+    pub fn primary(&self) -> NodeRef<'a> {
+        self.table.node(self.slot().primary)
+    }
+
+    /// The replicas, in the shard's order (the primary is not among them).
+    pub fn replicas(&self) -> impl ExactSizeIterator<Item = NodeRef<'a>> + 'a {
+        let s = self.slot();
+        let table = self.table;
+        table.replicas[s.first as usize..(s.first + s.count) as usize]
+            .iter()
+            .map(move |&i| table.node(i))
+    }
+
+    pub fn replica_count(&self) -> usize {
+        self.slot().count as usize
+    }
+}
+
+#[cfg(test)]
+#[path = "table_test.rs"]
+mod tests;
