@@ -249,6 +249,8 @@ pub enum ProbeKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthCheckConfig {
+    /// Whether the leader probes data nodes at all (off: health is left as committed).
+    pub enabled: bool,
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     #[serde(with = "humantime_serde")]
@@ -263,6 +265,7 @@ pub struct HealthCheckConfig {
 impl Default for HealthCheckConfig {
     fn default() -> Self {
         HealthCheckConfig {
+            enabled: true,
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(1),
             retry_count: 2,

@@ -133,6 +133,13 @@ pub enum ControlRequest {
         voters: BTreeSet<u64>,
         reply: async_channel::Sender<Result<ClusterStatus, MembershipError>>,
     },
+    /// Run a health round now (every data node, or `only`) and report it.
+    HealthRound {
+        only: Option<String>,
+        reply: async_channel::Sender<
+            Result<crate::health::RoundReport, crate::health::HealthRoundError>,
+        >,
+    },
 }
 
 /// The executors' handle on the control executor.
@@ -206,5 +213,15 @@ impl ControlClient {
                     "control executor stopped".into(),
                 ))
             })
+    }
+
+    /// Runs a health round on this server (answered `NotLeader` on a follower).
+    pub async fn health_round(
+        &self,
+        only: Option<String>,
+    ) -> Result<crate::health::RoundReport, crate::health::HealthRoundError> {
+        self.call(|reply| ControlRequest::HealthRound { only, reply })
+            .await
+            .unwrap_or(Err(crate::health::HealthRoundError::Stopped))
     }
 }

@@ -104,6 +104,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// SSE streams open on all executors (bounded by `max_subscribers`).
     pub sse_subscribers: std::sync::atomic::AtomicUsize,
+    /// Health-probe counters, written by the leader's health monitor.
+    pub probes: crate::metrics::ProbeMetrics,
 }
 
 impl Shared {

@@ -252,6 +252,157 @@ pub fn render(all: &[Arc<ExecutorMetrics>], gauges: &Gauges) -> String {
     out
 }
 
+/// Health-probe metrics. Written by the health monitor on the control executor alone
+/// (so, like [`ExecutorMetrics`], its relaxed atomics never bounce between cores);
+/// read by `/metrics` and `/api/topology/stats` on any executor.
+#[derive(Default)]
+pub struct ProbeMetrics {
+    /// [kind: http, tcp][result: pass, fail]
+    probes: [[AtomicU64; 2]; 2],
+    latency: Histogram,
+    rounds: AtomicU64,
+    commits: AtomicU64,
+    monitoring: std::sync::atomic::AtomicBool,
+    last_round_at_ms: AtomicU64,
+    last_round_duration_us: AtomicU64,
+    last_round_nodes: AtomicU64,
+    last_round_failed: AtomicU64,
+}
+
+/// The health part of `/api/topology/stats`.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthSummary {
+    /// True while this server leads and probes.
+    pub monitoring: bool,
+    pub rounds: u64,
+    /// Wall-clock time (ms) the last round of this server finished; 0 = none yet.
+    pub last_round_at: u64,
+    pub last_round_duration_ms: u64,
+    pub last_round_nodes: u64,
+    pub last_round_failed: u64,
+    pub probes: u64,
+    pub probe_failures: u64,
+    /// Change sets the monitor committed.
+    pub commits: u64,
+}
+
+impl ProbeMetrics {
+    /// One check: `http` selects the kind, `passed` the result.
+    pub fn probe(&self, http: bool, passed: bool, elapsed: Duration) {
+        self.probes[usize::from(!http)][usize::from(!passed)].fetch_add(1, Relaxed);
+        self.latency.observe(elapsed);
+    }
+
+    pub fn round(&self, finished_at_ms: u64, took: Duration, nodes: usize, failed: usize) {
+        self.rounds.fetch_add(1, Relaxed);
+        self.last_round_at_ms.store(finished_at_ms, Relaxed);
+        self.last_round_duration_us
+            .store(took.as_micros() as u64, Relaxed);
+        self.last_round_nodes.store(nodes as u64, Relaxed);
+        self.last_round_failed.store(failed as u64, Relaxed);
+    }
+
+    pub fn committed(&self) {
+        self.commits.fetch_add(1, Relaxed);
+    }
+
+    pub fn set_monitoring(&self, on: bool) {
+        self.monitoring.store(on, Relaxed);
+    }
+
+    pub fn summary(&self) -> HealthSummary {
+        let total = |result: usize| {
+            self.probes[0][result].load(Relaxed) + self.probes[1][result].load(Relaxed)
+        };
+        HealthSummary {
+            monitoring: self.monitoring.load(Relaxed),
+            rounds: self.rounds.load(Relaxed),
+            last_round_at: self.last_round_at_ms.load(Relaxed),
+            last_round_duration_ms: self.last_round_duration_us.load(Relaxed) / 1000,
+            last_round_nodes: self.last_round_nodes.load(Relaxed),
+            last_round_failed: self.last_round_failed.load(Relaxed),
+            probes: total(0) + total(1),
+            probe_failures: total(1),
+            commits: self.commits.load(Relaxed),
+        }
+    }
+}
+
+/// Appends the health-probe metrics to a `/metrics` answer.
+pub fn render_probes(out: &mut String, probes: &ProbeMetrics) {
+    out.push_str(
+        "# HELP concord_health_probes_total Data-node health checks by probe and result.\n",
+    );
+    out.push_str("# TYPE concord_health_probes_total counter\n");
+    for (ki, kind) in ["http", "tcp"].iter().enumerate() {
+        for (ri, result) in ["pass", "fail"].iter().enumerate() {
+            let n = probes.probes[ki][ri].load(Relaxed);
+            let _ = writeln!(
+                out,
+                "concord_health_probes_total{{probe=\"{kind}\",result=\"{result}\"}} {n}"
+            );
+        }
+    }
+    out.push_str(
+        "# HELP concord_health_probe_duration_seconds Duration of a check's last attempt.\n",
+    );
+    out.push_str("# TYPE concord_health_probe_duration_seconds histogram\n");
+    let mut cumulative = 0;
+    for (bi, bound) in BUCKETS_US.iter().enumerate() {
+        cumulative += probes.latency.buckets[bi].load(Relaxed);
+        let _ = writeln!(
+            out,
+            "concord_health_probe_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
+            *bound as f64 / 1e6
+        );
+    }
+    let count = probes.latency.count.load(Relaxed);
+    let _ = writeln!(
+        out,
+        "concord_health_probe_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(
+        out,
+        "concord_health_probe_duration_seconds_sum {}",
+        probes.latency.sum_us.load(Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(out, "concord_health_probe_duration_seconds_count {count}");
+    let s = probes.summary();
+    let list: [(&str, &str, &str, u64); 4] = [
+        (
+            "concord_health_rounds_total",
+            "counter",
+            "Health rounds run by this server.",
+            s.rounds,
+        ),
+        (
+            "concord_health_commits_total",
+            "counter",
+            "Change sets of health transitions committed by this server.",
+            s.commits,
+        ),
+        (
+            "concord_health_monitoring",
+            "gauge",
+            "1 while this server (the leader) probes data nodes.",
+            u64::from(s.monitoring),
+        ),
+        (
+            "concord_health_last_round_failed",
+            "gauge",
+            "Failed checks in the last round.",
+            s.last_round_failed,
+        ),
+    ];
+    for (name, kind, help, value) in list {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +442,24 @@ mod tests {
         assert!(text.contains("concord_topology_version 7"));
         assert!(text.contains("concord_http_connections_open 1"));
         assert!(text.contains("concord_sse_subscribers 3"));
+    }
+
+    #[test]
+    fn probe_metrics_count_by_kind_and_result() {
+        let p = ProbeMetrics::default();
+        p.probe(true, true, Duration::from_micros(300));
+        p.probe(false, false, Duration::from_millis(2));
+        p.round(1234, Duration::from_millis(7), 2, 1);
+        p.committed();
+        let mut text = String::new();
+        render_probes(&mut text, &p);
+        assert!(text.contains("concord_health_probes_total{probe=\"http\",result=\"pass\"} 1"));
+        assert!(text.contains("concord_health_probes_total{probe=\"tcp\",result=\"fail\"} 1"));
+        assert!(text.contains("concord_health_probe_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("concord_health_probe_duration_seconds_count 2"));
+        assert!(text.contains("concord_health_rounds_total 1"));
+        let s = p.summary();
+        assert_eq!((s.probes, s.probe_failures, s.commits), (2, 1, 1));
+        assert_eq!((s.last_round_at, s.last_round_duration_ms), (1234, 7));
     }
 }

@@ -110,6 +110,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         metrics,
         ready: Default::default(),
         sse_subscribers: Default::default(),
+        probes: Default::default(),
     });
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
 
@@ -248,10 +249,18 @@ async fn start_control(
     if let Some(sample) = config.sample_topology.clone() {
         glommio::spawn_local(bootstrap_sample(raft.clone(), shared.clone(), sample)).detach();
     }
+    let health = crate::health::HealthHandle::new(shared.clone());
+    glommio::spawn_local(crate::health::supervise(
+        raft.clone(),
+        shared.clone(),
+        health.clone(),
+    ))
+    .detach();
     let membership_timeout = config.http.write_timeout;
     glommio::spawn_local(async move {
         while let Ok(request) = requests.recv().await {
             let raft = raft.clone();
+            let health = health.clone();
             glommio::spawn_local(async move {
                 match request {
                     ControlRequest::Write { command, reply } => {
@@ -277,6 +286,9 @@ async fn start_control(
                     ControlRequest::ChangeMembership { voters, reply } => {
                         let done = raft.change_membership(voters, membership_timeout).await;
                         let _ = reply.send(done).await;
+                    }
+                    ControlRequest::HealthRound { only, reply } => {
+                        let _ = reply.send(health.run_now(only).await).await;
                     }
                 }
             })

@@ -2,7 +2,9 @@
 //! one module per area. Every server picks its own free ports, so tests run in parallel.
 
 mod api;
+mod data_node;
 mod durability;
+mod health;
 mod sse;
 mod sse_client;
 mod support;

@@ -68,7 +68,7 @@ impl Server {
             "--executors".into(),
             "2".into(),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(without_probing(extra, data_dir));
         let mut server = Server {
             child: None,
             client,
@@ -142,6 +142,51 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `extra`, with a configuration that turns the health monitor off unless the test's
+/// own config file names `topology.health_check`. Test topologies (the `--dev` sample
+/// included) point at addresses nobody listens on, and the monitor's commits would
+/// interleave with the versions other tests count; health tests opt in explicitly.
+/// The file is written next to `data_dir`, so a restart finds it again.
+fn without_probing(extra: &[&str], data_dir: &Path) -> Vec<String> {
+    use serde_yaml_ng::{Mapping, Value};
+    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+    let given = args.iter().position(|a| a == "--config");
+    let mut config: Value = match given.and_then(|i| args.get(i + 1)) {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).expect("test config file");
+            serde_yaml_ng::from_str(&text).expect("test config is YAML")
+        }
+        None => Value::Mapping(Mapping::new()),
+    };
+    if config["topology"].get("health_check").is_some() {
+        return args;
+    }
+    let root = config.as_mapping_mut().expect("a config is a mapping");
+    let topology = root
+        .entry("topology".into())
+        .or_insert_with(|| Value::Mapping(Mapping::new()))
+        .as_mapping_mut()
+        .expect("`topology` is a mapping");
+    let mut health = Mapping::new();
+    health.insert("enabled".into(), false.into());
+    topology.insert("health_check".into(), Value::Mapping(health));
+    let name = format!(
+        "{}-no-probing.yaml",
+        data_dir
+            .file_name()
+            .map_or("data".into(), |n| n.to_string_lossy())
+    );
+    let path = data_dir.with_file_name(name);
+    std::fs::create_dir_all(path.parent().expect("data_dir has a parent")).expect("config dir");
+    std::fs::write(&path, serde_yaml_ng::to_string(&config).expect("YAML")).expect("config file");
+    let path = path.display().to_string();
+    match given {
+        Some(i) => args[i + 1] = path,
+        None => args.extend(["--config".to_string(), path]),
+    }
+    args
 }
 
 /// A parsed HTTP response.

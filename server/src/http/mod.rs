@@ -8,6 +8,7 @@
 
 pub mod body;
 mod cluster;
+mod health;
 pub mod io;
 mod ops;
 mod query;

@@ -86,11 +86,9 @@ pub fn probe(route: ProbeRoute, ctx: &ExecutorContext) -> Response<Body> {
                     .sse_subscribers
                     .load(std::sync::atomic::Ordering::Relaxed),
             };
-            response::text(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                metrics::render(&ctx.shared.metrics, &gauges),
-            )
+            let mut text = metrics::render(&ctx.shared.metrics, &gauges);
+            metrics::render_probes(&mut text, &ctx.shared.probes);
+            response::text(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
     }
 }

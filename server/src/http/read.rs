@@ -300,6 +300,8 @@ struct StatsPayload {
     is_leader: bool,
     applied_index: u64,
     executors: usize,
+    /// This server's health monitor: rounds, probes, last round (see `/metrics`).
+    health_monitor: crate::metrics::HealthSummary,
 }
 
 fn stats(
@@ -336,6 +338,7 @@ fn stats(
             is_leader: raft.is_leader(),
             applied_index: published.applied_index,
             executors: ctx.shared.metrics.len(),
+            health_monitor: ctx.shared.probes.summary(),
         },
     ));
     let mut response = response::read_ok(answer, &body);

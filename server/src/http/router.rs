@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use super::cluster::MembershipRoute;
 use super::response::{self, Body};
 use super::server::ConnectionGuard;
-use super::{ops, read, sse, write};
+use super::{health, ops, read, sse, write};
 use crate::executor::ExecutorContext;
 use crate::metrics::RouteClass;
 
@@ -19,6 +19,8 @@ enum Route<'a> {
     Read(read::ReadRoute),
     Subscribe,
     Write(write::WriteRoute<'a>),
+    /// `POST /api/topology/health`: a health round now.
+    Health,
     Cluster(ops::ClusterRoute),
     Probe(ops::ProbeRoute),
 }
@@ -67,6 +69,8 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
                 | ["shards", _, "migration", "progress" | "complete"],
                 _,
             ) => return wrong_method,
+            (["health"], &Method::POST) => Route::Health,
+            (["health"], _) => return wrong_method,
             (["bootstrap"], &Method::POST) => Route::Write(W::Bootstrap),
             (["batch"], &Method::POST) => Route::Write(W::Batch),
             (["bootstrap" | "batch"], _) => return wrong_method,
@@ -101,7 +105,7 @@ pub async fn handle(
     let class = match &matched {
         Ok(Route::Read(_)) => RouteClass::Read,
         Ok(Route::Subscribe) => RouteClass::Subscribe,
-        Ok(Route::Write(_)) => RouteClass::Write,
+        Ok(Route::Write(_) | Route::Health) => RouteClass::Write,
         Ok(Route::Cluster(_)) => RouteClass::Cluster,
         Ok(Route::Probe(_)) => RouteClass::Probe,
         Err(_) => RouteClass::Other,
@@ -112,6 +116,7 @@ pub async fn handle(
             Ok(Route::Read(r)) => read::handle(r, req, &ctx).await,
             Ok(Route::Subscribe) => sse::handle(req, &ctx, connection).await,
             Ok(Route::Write(w)) => write::handle(w, req, &ctx).await,
+            Ok(Route::Health) => health::handle(req, &ctx).await,
             Ok(Route::Cluster(c)) => ops::cluster(c, req, &ctx).await,
             Ok(Route::Probe(p)) => ops::probe(p, &ctx),
             Err(status) => {
@@ -155,6 +160,11 @@ mod tests {
         assert!(status_of(Method::PUT, "/api/topology/nodes/n1").is_ok());
         assert!(status_of(Method::POST, "/api/topology/shards/s1/migration/complete").is_ok());
         assert!(status_of(Method::GET, "/api/cluster/status").is_ok());
+        assert!(status_of(Method::POST, "/api/topology/health").is_ok());
+        assert_eq!(
+            status_of(Method::GET, "/api/topology/health"),
+            Err(StatusCode::METHOD_NOT_ALLOWED)
+        );
         assert!(status_of(Method::POST, "/api/cluster/learners").is_ok());
         assert!(status_of(Method::POST, "/api/cluster/membership").is_ok());
         assert_eq!(

@@ -1,0 +1,330 @@
+//! The monitor: runs on the control executor, probes while this server leads, and
+//! commits each round's transitions through Raft as one change set.
+//!
+//! [`supervise`] follows Raft's metrics: on becoming leader (or a new term as leader)
+//! it starts a [`Monitor`] with a fresh [`Tracker`]; on losing leadership it drops it,
+//! which cancels the round in progress and every probe with it. A new leader's first
+//! round starts at once, so every node's probe starts within one interval.
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::sync::Semaphore;
+use topology_model::{ApplyErrorKind, Command, HealthUpdate, Operation};
+
+use super::probe::{self, CheckResult, ProbeSettings};
+use super::schedule::{self, Target};
+use super::tracker::{Check, Outcome, Thresholds, Tracker};
+use super::{probe_name, HealthHandle, HealthRoundError, ManualRequest, NodeResult, RoundReport};
+use crate::config::{HealthCheckConfig, ProbeKind};
+use crate::control::WriteError;
+use crate::executor::Shared;
+use crate::http::write::now_ms;
+use crate::raft::RaftNode;
+
+/// How often a change set refused because a node was removed meanwhile is retried
+/// without the removed nodes.
+const COMMIT_ATTEMPTS: usize = 3;
+
+/// Starts and stops the monitor with this server's leadership, until Raft stops.
+pub async fn supervise(raft: Rc<RaftNode>, shared: Arc<Shared>, handle: HealthHandle) {
+    let config = shared.config.topology.health_check.clone();
+    if !config.enabled {
+        return;
+    }
+    let mut watch = raft.watch();
+    // The term the running monitor leads in, and the monitor (dropping it cancels it).
+    let mut running: Option<(u64, glommio::Task<()>)> = None;
+    loop {
+        let view = watch.summary();
+        let current_term = running.as_ref().map(|(term, _)| *term);
+        let stale = !view.is_leader || current_term.is_some_and(|t| t != view.term);
+        if stale && running.take().is_some() {
+            handle.set(None);
+            shared.probes.set_monitoring(false);
+            tracing::info!(
+                term = view.term,
+                "health monitor stopped: leadership changed"
+            );
+        }
+        if view.is_leader && running.is_none() {
+            let (sender, requests) = async_channel::unbounded();
+            handle.set(Some(sender));
+            shared.probes.set_monitoring(true);
+            tracing::info!(
+                term = view.term,
+                "health monitor started: this server leads"
+            );
+            let monitor = Monitor::new(raft.clone(), shared.clone(), &config);
+            running = Some((view.term, glommio::spawn_local(monitor.run(requests))));
+        }
+        if !watch.changed().await {
+            handle.set(None);
+            shared.probes.set_monitoring(false);
+            return;
+        }
+    }
+}
+
+/// One leadership term's prober.
+struct Monitor {
+    raft: Rc<RaftNode>,
+    shared: Arc<Shared>,
+    tracker: Tracker,
+    interval: Duration,
+    default_probe: ProbeKind,
+    settings: ProbeSettings,
+    limit: Rc<Semaphore>,
+}
+
+/// What wakes the monitor up.
+enum Wake {
+    Tick,
+    Manual(ManualRequest),
+}
+
+/// The probes of one round, finished.
+struct Probed {
+    target: Target,
+    check: CheckResult,
+    at_ms: u64,
+}
+
+impl Monitor {
+    fn new(raft: Rc<RaftNode>, shared: Arc<Shared>, config: &HealthCheckConfig) -> Monitor {
+        Monitor {
+            raft,
+            shared,
+            tracker: Tracker::new(Thresholds {
+                failure: config.failure_threshold,
+                success: config.success_threshold,
+            }),
+            interval: config.interval,
+            default_probe: config.probe,
+            settings: ProbeSettings {
+                timeout: config.timeout,
+                retry_count: config.retry_count,
+            },
+            limit: Rc::new(Semaphore::new(config.max_concurrent_probes as u64)),
+        }
+    }
+
+    async fn run(mut self, requests: async_channel::Receiver<ManualRequest>) {
+        self.catch_up().await;
+        let mut next = Instant::now();
+        loop {
+            let wait = next.saturating_duration_since(Instant::now());
+            let wake = futures_lite::future::or(
+                async {
+                    glommio::timer::sleep(wait).await;
+                    Wake::Tick
+                },
+                async {
+                    match requests.recv().await {
+                        Ok(request) => Wake::Manual(request),
+                        // Only the supervisor drops the sender, right before it drops
+                        // this monitor; until then, keep the periodic rounds going.
+                        Err(_) => {
+                            glommio::timer::sleep(wait).await;
+                            Wake::Tick
+                        }
+                    }
+                },
+            )
+            .await;
+            match wake {
+                Wake::Manual(request) => {
+                    let answer = self.round(request.only.as_deref(), None).await;
+                    let _ = request.reply.send(answer).await;
+                }
+                Wake::Tick => {
+                    let started = Instant::now();
+                    let spread = schedule::spread(self.interval);
+                    if let Err(e) = self.round(None, Some(spread)).await {
+                        tracing::warn!(error = %e, "health round not committed");
+                    }
+                    next = schedule::next_start(started, self.interval, Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Waits (bounded by one interval) until this server has applied everything the
+    /// previous leader committed, so the first round is judged against the latest
+    /// committed health rather than a stale copy.
+    async fn catch_up(&self) {
+        let Ok(index) = self.raft.read_index().await else {
+            return;
+        };
+        let deadline = Instant::now() + self.interval;
+        while self.shared.hub.latest().applied_index < index && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// One round over every node (or `only`), spread over `spread` or all at once.
+    async fn round(
+        &mut self,
+        only: Option<&str>,
+        spread: Option<Duration>,
+    ) -> Result<RoundReport, HealthRoundError> {
+        let started = Instant::now();
+        let targets = {
+            let published = self.shared.hub.latest();
+            schedule::plan(published.state.node_map(), only, self.default_probe, spread)
+        };
+        if let (Some(id), true) = (only, targets.is_empty()) {
+            return Err(HealthRoundError::UnknownNode(id.to_string()));
+        }
+        let probed = self.probe_all(targets).await;
+        let failed = probed.iter().filter(|p| p.check.result.is_err()).count();
+        self.shared
+            .probes
+            .round(now_ms(), started.elapsed(), probed.len(), failed);
+        let checks: Vec<Check> = probed
+            .iter()
+            .map(|p| Check {
+                node_id: p.target.node_id.clone(),
+                outcome: match &p.check.result {
+                    Ok(()) => Outcome::Pass,
+                    Err(e) => Outcome::Fail(e.to_string()),
+                },
+                at_ms: p.at_ms,
+            })
+            .collect();
+        // Judged against the state as it is now: nodes removed during the round drop out.
+        let decision = {
+            let published = self.shared.hub.latest();
+            self.tracker.decide(published.state.node_map(), &checks)
+        };
+        for v in decision.verdicts.iter().filter(|v| v.health != v.previous) {
+            tracing::info!(
+                node = %v.node_id,
+                from = %v.previous,
+                to = %v.health,
+                error = v.error.as_deref().unwrap_or(""),
+                "data node health changed"
+            );
+        }
+        let (version, committed) = self
+            .commit(decision.updates)
+            .await
+            .map_err(HealthRoundError::Commit)?;
+        let mut by_id: HashMap<&str, &Probed> = probed
+            .iter()
+            .map(|p| (p.target.node_id.as_str(), p))
+            .collect();
+        let results = decision
+            .verdicts
+            .into_iter()
+            .filter_map(|v| {
+                let p = by_id.remove(v.node_id.as_str())?;
+                Some(NodeResult {
+                    address: p.target.address.clone(),
+                    probe: probe_name(p.target.kind),
+                    passed: v.passed,
+                    error: v.error,
+                    attempts: p.check.attempts,
+                    latency_us: p.check.latency.as_micros() as u64,
+                    previous_health: v.previous,
+                    health: v.health,
+                    failure_count: v.failure_count,
+                    success_count: v.success_count,
+                    last_seen: v.last_seen,
+                    last_error: v.last_error,
+                    committed: committed.contains(&v.node_id),
+                    label_error: p.target.label_error.clone(),
+                    node_id: v.node_id,
+                })
+            })
+            .collect();
+        Ok(RoundReport {
+            version,
+            updated: committed.len(),
+            results,
+        })
+    }
+
+    /// Probes every target, each at its offset, at most `max_concurrent_probes` at once.
+    async fn probe_all(&self, targets: Vec<Target>) -> Vec<Probed> {
+        let round_start = Instant::now();
+        let tasks: Vec<glommio::Task<Probed>> = targets
+            .into_iter()
+            .map(|target| {
+                let limit = self.limit.clone();
+                let settings = self.settings;
+                let metrics = self.shared.clone();
+                glommio::spawn_local(async move {
+                    let due = round_start + target.offset;
+                    let wait = due.saturating_duration_since(Instant::now());
+                    if !wait.is_zero() {
+                        glommio::timer::sleep(wait).await;
+                    }
+                    // A closed semaphore cannot happen (it lives as long as the monitor);
+                    // probing without a permit would still be correct, just unbounded.
+                    let _permit = limit.acquire_permit(1).await.ok();
+                    let check = probe::check(&target.address, target.kind, settings).await;
+                    metrics.probes.probe(
+                        target.kind == ProbeKind::Http,
+                        check.result.is_ok(),
+                        check.latency,
+                    );
+                    Probed {
+                        target,
+                        check,
+                        at_ms: now_ms(),
+                    }
+                })
+            })
+            .collect();
+        let mut probed = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            probed.push(task.await);
+        }
+        probed
+    }
+
+    /// Commits `updates` as one change set. A change set naming a node removed
+    /// meanwhile is refused whole (404), so it is retried without the removed nodes.
+    /// Answers the version and the ids committed.
+    async fn commit(
+        &self,
+        mut updates: Vec<HealthUpdate>,
+    ) -> Result<(u64, HashSet<String>), WriteError> {
+        let timeout = self.shared.config.http.write_timeout;
+        for _ in 0..COMMIT_ATTEMPTS {
+            if updates.is_empty() {
+                break;
+            }
+            let command = Command::single(
+                now_ms(),
+                Operation::SetHealth {
+                    updates: updates.clone(),
+                },
+            );
+            let outcome = futures_lite::future::or(self.raft.write(command), async {
+                glommio::timer::sleep(timeout).await;
+                Err(WriteError::Timeout(timeout))
+            })
+            .await;
+            match outcome {
+                Ok(ok) => {
+                    self.shared.probes.committed();
+                    return Ok((ok.version, updates.into_iter().map(|u| u.node_id).collect()));
+                }
+                Err(WriteError::Rejected(e)) if e.kind() == ApplyErrorKind::NotFound => {
+                    let published = self.shared.hub.latest();
+                    let before = updates.len();
+                    updates.retain(|u| published.state.node(&u.node_id).is_some());
+                    if updates.len() == before {
+                        return Err(WriteError::Rejected(e));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((self.shared.hub.latest().version, HashSet::new()))
+    }
+}
