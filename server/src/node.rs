@@ -87,8 +87,27 @@ fn claim_port(what: &'static str, addr: SocketAddr) -> Result<SocketAddr, StartE
 /// How long a busy port is retried at start.
 const PORT_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Raises the soft open-files limit to the hard one: every SSE subscriber and every
+/// keep-alive client holds a descriptor, and 10,000 of them exceed the usual 1,024.
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a stack value we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::warn!("could not raise the open-files limit");
+            }
+        }
+    }
+}
+
 /// Runs the server until the process is killed.
 pub fn run(mut config: Config) -> Result<(), StartError> {
+    raise_open_files_limit();
     let _lock = lock_data_dir(&config)?;
     config.client_addr = claim_port("client", config.client_addr)?;
     config.peer_addr = claim_port("peer", config.peer_addr)?;
