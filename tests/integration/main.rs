@@ -2,9 +2,15 @@
 //! one module per area. Every server picks its own free ports, so tests run in parallel.
 
 mod api;
+mod cluster;
+mod cluster_support;
 mod data_node;
 mod durability;
+mod failover;
 mod health;
+mod history;
+mod partition;
+mod proxy;
 mod sse;
 mod sse_client;
 mod support;

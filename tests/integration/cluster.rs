@@ -1,0 +1,384 @@
+//! A replicated cluster of real servers on loopback: formation, writes on any server,
+//! membership routes, leader crash under load, compaction and snapshot catch-up.
+//! Partitions are in `partition.rs`, the concurrent history check in `history.rs`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cluster_support::{
+    data_nodes, http, join_versions, linearizable_version, put_node, wait_for, Cluster,
+};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn voters(status: &Value) -> Vec<u64> {
+    let mut ids: Vec<u64> = status["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|m| m["role"] == "voter")
+        .map(|m| m["nodeId"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[test]
+fn three_servers_agree_on_every_write_sent_to_each_in_turn() {
+    let cluster = Cluster::start(3, false, "");
+    let leader = cluster.leader(WAIT);
+    for node in &cluster.nodes {
+        let status = node.status().expect("status");
+        assert_eq!(voters(&status), vec![1, 2, 3], "{status}");
+        assert_eq!(status["leader"].as_u64(), Some(leader));
+    }
+
+    let mut acked = Vec::new();
+    let mut last = 0;
+    for round in 0..6 {
+        let node = &cluster.nodes[round % 3];
+        let name = format!("n{round}");
+        let version = put_node(node.client, &name, None)
+            .unwrap_or_else(|status| panic!("write on node {} answered {status}", node.id));
+        assert!(version > last, "versions only grow: {version} after {last}");
+        last = version;
+        acked.push((name, version));
+        // Read-your-writes on the server that took it, leader or not.
+        assert!(node.version().unwrap().0 >= version);
+        // Every server's linearizable read sees it at once.
+        for other in &cluster.nodes {
+            let seen = linearizable_version(other.client).expect("linearizable read");
+            assert!(seen >= version, "node {} read {seen} < {version}", other.id);
+        }
+    }
+
+    let (version, hash) = cluster.converged(&cluster.ids(), last, WAIT);
+    assert_eq!(version, last);
+    let snapshots: Vec<Value> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.get("/api/topology/snapshot").unwrap().json()["snapshot"].clone())
+        .collect();
+    for (node, snapshot) in cluster.nodes.iter().zip(&snapshots) {
+        assert_eq!(snapshot["configHash"], Value::String(hash.clone()));
+        assert_eq!(
+            snapshot["version"].as_u64(),
+            Some(version),
+            "node {}",
+            node.id
+        );
+        assert_eq!(snapshot["nodeStatus"], snapshots[0]["nodeStatus"]);
+        // Each acknowledged write is the change set of the version it was acknowledged with.
+        let joined = join_versions(node);
+        for (name, v) in &acked {
+            assert_eq!(joined.get(name), Some(v), "node {}: {name}", node.id);
+        }
+    }
+}
+
+#[test]
+fn membership_routes_refuse_bad_input_and_change_nothing() {
+    let cluster = Cluster::start(3, false, "");
+    let leader = cluster.node(cluster.leader(WAIT));
+    let follower = cluster.nodes.iter().find(|n| n.id != leader.id).unwrap();
+    let before = leader.status().unwrap();
+
+    let post = |node: &crate::cluster_support::Node, path: &str, body: &str| {
+        node.send("POST", path, &[("Content-Type", "application/json")], body)
+            .expect("an answer")
+    };
+    let cases: &[(&str, &str, u16, &str)] = &[
+        (
+            "/api/cluster/membership",
+            r#"{"members":[1,2,9]}"#,
+            400,
+            "node 9",
+        ),
+        (
+            "/api/cluster/membership",
+            r#"{"members":[]}"#,
+            400,
+            "at least one",
+        ),
+        (
+            "/api/cluster/membership",
+            r#"{"members":[1,1,2]}"#,
+            400,
+            "twice",
+        ),
+        (
+            "/api/cluster/membership",
+            r#"{"members":"1,2"}"#,
+            400,
+            "members",
+        ),
+        (
+            "/api/cluster/membership",
+            r#"{"voters":[1,2]}"#,
+            400,
+            "voters",
+        ),
+        ("/api/cluster/membership", "{not json", 400, "malformed"),
+        ("/api/cluster/membership", "", 400, "empty"),
+        ("/api/cluster/learners", r#"{"nodeId":4}"#, 400, "address"),
+        (
+            "/api/cluster/learners",
+            r#"{"nodeId":4,"address":"nowhere"}"#,
+            400,
+            "nowhere",
+        ),
+        (
+            "/api/cluster/learners",
+            r#"{"nodeId":0,"address":"127.0.0.1:9"}"#,
+            400,
+            "nodeId",
+        ),
+        (
+            "/api/cluster/learners",
+            r#"{"nodeId":2,"address":"127.0.0.1:9"}"#,
+            409,
+            "already a voter",
+        ),
+    ];
+    for (path, body, status, needle) in cases {
+        let r = post(leader, path, body);
+        assert_eq!(r.status, *status, "{path} {body}: {}", r.text());
+        let message = r.json()["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains(needle),
+            "{path} {body}: `{message}` lacks `{needle}`"
+        );
+    }
+    // An address already taken by another member.
+    let taken = format!(
+        r#"{{"nodeId":7,"address":"{}"}}"#,
+        cluster.node(leader.id).advertised
+    );
+    assert_eq!(post(leader, "/api/cluster/learners", &taken).status, 409);
+    // A follower names the leader instead of acting.
+    let r = post(follower, "/api/cluster/membership", r#"{"members":[1,2]}"#);
+    assert_eq!(r.status, 421, "{}", r.text());
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("node {}", leader.id)));
+    // Wrong method, unknown query parameter.
+    assert_eq!(leader.get("/api/cluster/learners").unwrap().status, 405);
+    let r = post(
+        leader,
+        "/api/cluster/membership?force=1",
+        r#"{"members":[1,2,3]}"#,
+    );
+    assert_eq!(r.status, 400);
+
+    // Nothing was applied: same voters, no learner, no new log entry.
+    let after = leader.status().unwrap();
+    assert_eq!(after["members"], before["members"]);
+    assert_eq!(after["lastLogIndex"], before["lastLogIndex"]);
+    // And the unchanged voter set is accepted as a no-op.
+    let r = post(leader, "/api/cluster/membership", r#"{"members":[3,2,1]}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        leader.status().unwrap()["lastLogIndex"],
+        before["lastLogIndex"]
+    );
+}
+
+/// What a background writer saw: (name, when the answer came, the outcome).
+type Outcomes = Arc<Mutex<Vec<(String, Instant, Result<u64, u16>)>>>;
+
+/// Writes continuously, each write to the next server in turn, until `stop`.
+fn continuous_writer(
+    targets: Vec<std::net::SocketAddr>,
+    stop: Arc<AtomicBool>,
+) -> (Outcomes, std::thread::JoinHandle<()>) {
+    let outcomes: Outcomes = Default::default();
+    let seen = outcomes.clone();
+    let handle = std::thread::spawn(move || {
+        let mut i = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            let name = format!("w{i}");
+            let result = put_node(targets[i % targets.len()], &name, None);
+            if result.is_err() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            seen.lock().unwrap().push((name, Instant::now(), result));
+            i += 1;
+        }
+    });
+    (outcomes, handle)
+}
+
+fn acked_since(outcomes: &Outcomes, since: Instant) -> usize {
+    outcomes
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, at, r)| *at > since && r.is_ok())
+        .count()
+}
+
+#[test]
+fn leader_crash_under_continuous_writes_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start(3, false, "");
+    let old_leader = cluster.leader(WAIT);
+    let stop = Arc::new(AtomicBool::new(false));
+    let targets = cluster.nodes.iter().map(|n| n.client).collect();
+    let (outcomes, writer) = continuous_writer(targets, stop.clone());
+    let started = Instant::now();
+    wait_for(WAIT, "10 writes before the crash", || {
+        (acked_since(&outcomes, started) >= 10).then_some(())
+    });
+
+    let killed_at = Instant::now();
+    cluster.kill(old_leader);
+    wait_for(WAIT, "10 writes after the crash", || {
+        (acked_since(&outcomes, killed_at) >= 10).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+
+    let outcomes = outcomes.lock().unwrap().clone();
+    let first_after = outcomes
+        .iter()
+        .find(|(_, at, r)| *at > killed_at && r.is_ok())
+        .map(|(_, at, _)| *at - killed_at)
+        .unwrap();
+    let refused = outcomes
+        .iter()
+        .filter(|(_, at, r)| *at > killed_at && r.is_err())
+        .count();
+    eprintln!("leader crash: writes refused for {first_after:?} ({refused} refused attempts)");
+    assert!(
+        first_after < Duration::from_secs(5),
+        "writes were refused for {first_after:?} after the leader was killed"
+    );
+
+    let survivors: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != old_leader)
+        .collect();
+    let new_leader = cluster.leader_among(&survivors, WAIT);
+    assert_ne!(new_leader, old_leader);
+    let acked: Vec<(&String, u64)> = outcomes
+        .iter()
+        .filter_map(|(name, _, r)| r.as_ref().ok().map(|v| (name, *v)))
+        .collect();
+    let newest = acked.iter().map(|(_, v)| *v).max().unwrap();
+    cluster.converged(&survivors, newest, WAIT);
+    for id in &survivors {
+        let joined = join_versions(cluster.node(*id));
+        for (name, version) in &acked {
+            assert_eq!(joined.get(*name), Some(version), "node {id} lost {name}");
+        }
+    }
+
+    // The crashed server comes back with its log and converges.
+    cluster.restart(old_leader);
+    cluster.converged(&cluster.ids(), newest, WAIT);
+    let joined = join_versions(cluster.node(old_leader));
+    for (name, version) in &acked {
+        assert_eq!(
+            joined.get(*name),
+            Some(version),
+            "restarted node lost {name}"
+        );
+    }
+    let status = cluster.node(old_leader).status().unwrap();
+    assert_eq!(status["leader"].as_u64(), Some(new_leader));
+    assert_eq!(voters(&status), vec![1, 2, 3]);
+}
+
+#[test]
+fn compaction_then_a_new_learner_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start(3, false, "  snapshot_every: 20\n  keep_after_snapshot: 5\n");
+    let members = [1, 2, 3];
+    let leader_id = cluster.leader(WAIT);
+    let mut last = 0;
+    for i in 0..60 {
+        let node = &cluster.nodes[i % 3];
+        last = put_node(node.client, &format!("c{i}"), None).expect("write");
+    }
+    // The leader compacted: a snapshot, and the log purged behind it.
+    let purged = wait_for(WAIT, "the leader's log purged behind a snapshot", || {
+        let s = cluster.node(leader_id).status()?;
+        let purged = s["purgedIndex"].as_u64()?;
+        (s["snapshotIndex"].as_u64()? >= 20 && purged > 0).then_some(purged)
+    });
+
+    // A new server joins: it initialises nothing and is not ready until added.
+    let joining = cluster.start_joining(4);
+    assert_eq!(joining.get("/readyz").unwrap().status, 503);
+    assert_eq!(joining.version().unwrap().0, 0);
+    let address = joining.advertised.to_string();
+    let leader = cluster.node(leader_id);
+    let r = leader
+        .send(
+            "POST",
+            "/api/cluster/learners",
+            &[],
+            &format!(r#"{{"nodeId":4,"address":"{address}","wait":true}}"#),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let roles: Vec<(u64, String)> = r.json()["cluster"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["nodeId"].as_u64().unwrap(),
+                m["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(roles.contains(&(4, "learner".into())), "{roles:?}");
+
+    // It caught up by snapshot: the entries before `purged` exist nowhere as log.
+    let (version, _) = cluster.converged(&[1, 2, 3, 4], last, WAIT);
+    let learner = cluster.node(4).status().unwrap();
+    let installed = learner["snapshotIndex"]
+        .as_u64()
+        .expect("learner has a snapshot");
+    assert!(
+        installed >= purged,
+        "snapshot {installed} < purged {purged}"
+    );
+    assert!(learner["purgedIndex"].as_u64().unwrap() >= purged);
+    assert_eq!(data_nodes(cluster.node(4)).len(), 60);
+    assert_eq!(cluster.node(4).version().unwrap().0, version);
+
+    // Promote it, then replace a follower with it.
+    let post = |body: &str| {
+        let r = http(
+            cluster.node(leader_id).client,
+            "POST",
+            "/api/cluster/membership",
+            &[],
+            body.as_bytes(),
+            WAIT,
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{body}: {}", r.text());
+        r.json()["cluster"].clone()
+    };
+    assert_eq!(voters(&post(r#"{"members":[1,2,3,4]}"#)), vec![1, 2, 3, 4]);
+    let gone = *members.iter().find(|&&id| id != leader_id).unwrap();
+    let remaining: Vec<u64> = [1, 2, 3, 4].into_iter().filter(|&id| id != gone).collect();
+    let status = post(&format!(r#"{{"members":{remaining:?}}}"#));
+    assert_eq!(voters(&status), remaining);
+    assert!(status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["nodeId"].as_u64() != Some(gone)));
+    cluster.kill(gone);
+
+    // The new voter takes writes (forwarding them) and the three agree.
+    let v = put_node(cluster.node(4).client, "after-replace", None).expect("write via node 4");
+    cluster.converged(&remaining, v, WAIT);
+}

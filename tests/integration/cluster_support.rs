@@ -1,0 +1,451 @@
+//! Test support for multi-server clusters: start 3–5 real `concord-topo` processes on
+//! loopback (optionally behind the partition proxy), find the leader, kill and restart
+//! servers, add joining servers, and wait until everyone agrees.
+//!
+//! Every wait here is bounded in time and fails the test with what it last saw.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::proxy::Partitions;
+use crate::support::{free_port, parse_response, server_binary, Response};
+
+/// The configuration of every test server, with `raft_extra` (indented YAML lines)
+/// added to its `raft:` section.
+///
+/// Raft timing: the defaults' heartbeat with election timeouts doubled, so a loaded
+/// 2-core machine (several test binaries, compilers) does not see spurious elections;
+/// writes give up after 2 s so minority-side checks stay quick; the health monitor
+/// never probes (test data nodes listen nowhere, and its commits would add versions).
+pub fn test_config(raft_extra: &str) -> String {
+    format!(
+        "\
+raft:
+  heartbeat_interval: 50ms
+  election_timeout_min: 300ms
+  election_timeout_max: 600ms
+{raft_extra}http:
+  write_timeout: 2s
+topology:
+  health_check:
+    enabled: false
+"
+    )
+}
+
+/// One server of a test cluster.
+pub struct Node {
+    pub id: u64,
+    pub client: SocketAddr,
+    /// What the others dial: the proxy in front of the peer port, or the port itself.
+    pub advertised: SocketAddr,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(&self.log).expect("server log file");
+        let child = Command::new(server_binary())
+            .args(&self.args)
+            .env("RUST_LOG", "warn,openraft=error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn concord-topo");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown path runs, exactly like a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<Response> {
+        http(self.client, "GET", path, &[], b"", Duration::from_secs(10)).ok()
+    }
+
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Option<Response> {
+        http(
+            self.client,
+            method,
+            path,
+            headers,
+            body.as_bytes(),
+            Duration::from_secs(10),
+        )
+        .ok()
+    }
+
+    /// This server's `/api/cluster/status` `cluster` object, if it answers.
+    pub fn status(&self) -> Option<Value> {
+        let r = self.get("/api/cluster/status")?;
+        (r.status == 200).then(|| r.json()["cluster"].clone())
+    }
+
+    /// `(version, configHash)` from this server's applied state.
+    pub fn version(&self) -> Option<(u64, String)> {
+        let r = self.get("/api/topology/version")?;
+        if r.status != 200 {
+            return None;
+        }
+        let body = r.json();
+        Some((
+            body["version"].as_u64()?,
+            body["configHash"].as_str()?.to_string(),
+        ))
+    }
+}
+
+/// A cluster of real servers on loopback, killed on drop.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub partitions: Option<Partitions>,
+    config: PathBuf,
+    temp: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts `n` servers that form a cluster (behind the partition proxy when
+    /// `proxied`); waits until they agree on a leader. `raft_extra`: see [`test_config`].
+    pub fn start(n: u64, proxied: bool, raft_extra: &str) -> Cluster {
+        Cluster::start_with(n, proxied, &test_config(raft_extra))
+    }
+
+    /// Like [`Cluster::start`], with `yaml` as every server's whole configuration.
+    pub fn start_with(n: u64, proxied: bool, yaml: &str) -> Cluster {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let config = temp.path().join("concord.yaml");
+        std::fs::write(&config, yaml).expect("config");
+        let mut cluster = Cluster {
+            nodes: Vec::new(),
+            partitions: proxied.then(Partitions::new),
+            config,
+            temp,
+        };
+        let ports: Vec<(u64, SocketAddr, SocketAddr)> = (1..=n)
+            .map(|id| {
+                let peer = loopback(free_port());
+                (id, peer, cluster.advertise(id, peer))
+            })
+            .collect();
+        let initial = ports
+            .iter()
+            .map(|(id, _, advertised)| format!("{id}={advertised}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (id, peer, advertised) in ports {
+            let extra = ["--initial-cluster".to_string(), initial.clone()];
+            cluster.add_node(id, peer, advertised, &extra);
+        }
+        cluster.leader(Duration::from_secs(20));
+        cluster
+    }
+
+    fn advertise(&self, id: u64, peer: SocketAddr) -> SocketAddr {
+        match &self.partitions {
+            Some(p) => p.proxy(id, peer),
+            None => peer,
+        }
+    }
+
+    fn add_node(&mut self, id: u64, peer: SocketAddr, advertised: SocketAddr, extra: &[String]) {
+        let client = loopback(free_port());
+        let data = self.temp.path().join(format!("node{id}"));
+        let mut args: Vec<String> = [
+            "--node-id",
+            &id.to_string(),
+            "--client-addr",
+            &client.to_string(),
+            "--peer-addr",
+            &peer.to_string(),
+            "--advertise-peer-addr",
+            &advertised.to_string(),
+            "--data-dir",
+            &data.display().to_string(),
+            "--executors",
+            "1",
+            "--config",
+            &self.config.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().cloned());
+        let mut node = Node {
+            id,
+            client,
+            advertised,
+            args,
+            log: self.temp.path().join(format!("node{id}.log")),
+            child: None,
+        };
+        node.spawn();
+        wait_for(
+            Duration::from_secs(20),
+            &format!("node {id} answers"),
+            || node.get("/healthz").filter(|r| r.status == 200),
+        );
+        self.nodes.push(node);
+    }
+
+    /// Starts server `id` with `--join` and an empty data directory; it serves but is
+    /// no member until the leader adds it.
+    pub fn start_joining(&mut self, id: u64) -> &Node {
+        let peer = loopback(free_port());
+        let advertised = self.advertise(id, peer);
+        self.add_node(id, peer, advertised, &["--join".to_string()]);
+        self.node(id)
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("known node id")
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .expect("known node id")
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    pub fn kill(&mut self, id: u64) {
+        self.node_mut(id).kill();
+    }
+
+    /// Starts a killed server again on the same ports, flags and data directory.
+    pub fn restart(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        node.kill();
+        node.spawn();
+        wait_for(
+            Duration::from_secs(20),
+            &format!("node {id} restarts"),
+            || node.get("/healthz").filter(|r| r.status == 200),
+        );
+    }
+
+    /// The leader among the running servers of `among` (all running servers when
+    /// empty): named by each of them, and calling itself leader. Waits for one.
+    pub fn leader_among(&self, among: &[u64], limit: Duration) -> u64 {
+        wait_for(limit, "one leader named by every running server", || {
+            let mut named = Vec::new();
+            for node in self.nodes.iter().filter(|n| n.is_running()) {
+                if among.is_empty() || among.contains(&node.id) {
+                    named.push((node.id, node.status()?));
+                }
+            }
+            let leader = named.first()?.1["leader"].as_u64()?;
+            let agreed = named
+                .iter()
+                .all(|(_, s)| s["leader"].as_u64() == Some(leader));
+            let claims = named
+                .iter()
+                .any(|(id, s)| *id == leader && s["state"] == "Leader");
+            (agreed && claims).then_some(leader)
+        })
+    }
+
+    pub fn leader(&self, limit: Duration) -> u64 {
+        self.leader_among(&[], limit)
+    }
+
+    /// Waits until every server in `ids` reports the same version and configHash (at
+    /// least `min_version`), and returns them.
+    pub fn converged(&self, ids: &[u64], min_version: u64, limit: Duration) -> (u64, String) {
+        wait_for(
+            limit,
+            "every server at the same version and configHash",
+            || {
+                let seen: Vec<(u64, String)> = ids
+                    .iter()
+                    .map(|id| self.node(*id).version())
+                    .collect::<Option<_>>()?;
+                let first = seen.first()?.clone();
+                (first.0 >= min_version && seen.iter().all(|v| *v == first)).then_some(first)
+            },
+        )
+    }
+
+    /// The tail of every server's log, for a failing test's output.
+    fn dump_logs(&self) {
+        for node in &self.nodes {
+            let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            eprintln!("---- node {} log (last {} lines) ----", node.id, tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        if let Some(p) = &self.partitions {
+            p.stop();
+        }
+    }
+}
+
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Polls `probe` every 20 ms until it gives a value; panics after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP/1.1 exchange (`Connection: close`) with a bound on the whole of it.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> std::io::Result<Response> {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || matches!(method, "POST" | "PUT") {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut data = Vec::new();
+    stream.read_to_end(&mut data)?;
+    parse_response(&data)
+}
+
+/// Registers data node `name` through the server at `addr`: the version on success,
+/// `Err` with the status (0 = no answer) otherwise.
+pub fn put_node(addr: SocketAddr, name: &str, if_match: Option<u64>) -> Result<u64, u16> {
+    let tag = if_match.map(|v| format!("\"{v}\""));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(tag) = &tag {
+        headers.push(("If-Match", tag.as_str()));
+    }
+    let r = http(
+        addr,
+        "PUT",
+        &format!("/api/topology/nodes/{name}"),
+        &headers,
+        br#"{"address":"127.0.0.1:1"}"#,
+        Duration::from_secs(10),
+    )
+    .map_err(|_| 0u16)?;
+    if r.status == 200 {
+        Ok(r.json()["version"]
+            .as_u64()
+            .expect("a write answers its version"))
+    } else {
+        Err(r.status)
+    }
+}
+
+/// A linearizable read of the version through the server at `addr`.
+pub fn linearizable_version(addr: SocketAddr) -> Result<u64, u16> {
+    let r = http(
+        addr,
+        "GET",
+        "/api/topology/version?consistency=linearizable",
+        &[],
+        b"",
+        Duration::from_secs(10),
+    )
+    .map_err(|_| 0u16)?;
+    if r.status == 200 {
+        Ok(r.json()["version"].as_u64().expect("version"))
+    } else {
+        Err(r.status)
+    }
+}
+
+/// The data nodes a server holds (its applied state), by id.
+pub fn data_nodes(node: &Node) -> BTreeMap<String, Value> {
+    let r = node.get("/api/topology/nodes").expect("nodes answer");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["nodes"]
+        .as_array()
+        .expect("nodes array")
+        .iter()
+        .map(|n| (n["nodeId"].as_str().unwrap().to_string(), n.clone()))
+        .collect()
+}
+
+/// The version at which each data node joined, from a server's event history.
+pub fn join_versions(node: &Node) -> BTreeMap<String, u64> {
+    let mut joined = BTreeMap::new();
+    let mut since = 0;
+    loop {
+        let r = node
+            .get(&format!(
+                "/api/topology/events?sinceVersion={since}&limit=1000"
+            ))
+            .expect("events answer");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let body = r.json();
+        for e in body["events"].as_array().expect("events") {
+            if e["type"] == "NodeJoin" {
+                joined.insert(
+                    e["nodeId"].as_str().unwrap().to_string(),
+                    e["version"].as_u64().unwrap(),
+                );
+            }
+            since = since.max(e["version"].as_u64().unwrap());
+        }
+        if body["hasMore"] != Value::Bool(true) {
+            return joined;
+        }
+    }
+}
