@@ -10,29 +10,31 @@ use std::fmt::Write;
 use bytes::Bytes;
 use topology_model::{EventType, TopologyEvent, TopologySnapshot};
 
-/// One event of a change set, in both of its wire forms.
+/// One event of a change set: `event:` + `data:` lines and the blank line.
 #[derive(Debug)]
 pub struct EventFrame {
     pub kind: EventType,
-    /// `event:` + `data:`, for every event but a subscriber's last of the version.
-    pub plain: Bytes,
-    /// The same with `id: <version>`, for the last event a subscriber gets of the version.
-    pub with_id: Bytes,
+    pub frame: Bytes,
 }
 
 /// Every event of one version (one change set), in order.
+///
+/// The `id:` line is kept apart and sent just before the last event a subscriber
+/// gets of the version (field order inside an SSE block is free), so each event's
+/// JSON is held once whatever the subscribers' filters.
 #[derive(Debug)]
 pub struct VersionFrames {
     pub version: u64,
+    pub id_line: Bytes,
     pub events: Vec<EventFrame>,
 }
 
 fn frame(kind: &str, id: Option<u64>, data: &str) -> Bytes {
     let mut out = String::with_capacity(data.len() + kind.len() + 40);
-    let _ = writeln!(out, "event: {kind}");
     if let Some(id) = id {
         let _ = writeln!(out, "id: {id}");
     }
+    let _ = writeln!(out, "event: {kind}");
     out.push_str("data: ");
     out.push_str(data);
     out.push_str("\n\n");
@@ -46,18 +48,20 @@ impl VersionFrames {
             .iter()
             .map(|event| {
                 let json = serde_json::to_string(event).expect("events always serialize");
-                let kind = event.event_type.as_str();
                 EventFrame {
                     kind: event.event_type,
-                    plain: frame(kind, None, &json),
-                    with_id: frame(kind, Some(version), &json),
+                    frame: frame(event.event_type.as_str(), None, &json),
                 }
             })
             .collect();
-        VersionFrames { version, events }
+        VersionFrames {
+            version,
+            id_line: Bytes::from(format!("id: {version}\n")),
+            events,
+        }
     }
 
-    /// Appends to `out` the frames `filter` admits, the last one carrying the id.
+    /// Appends to `out` the frames `filter` admits, the id line inside the last one.
     /// Returns false when the filter admits none of them.
     pub fn write_filtered(&self, filter: &EventFilter, out: &mut Vec<Bytes>) -> bool {
         let Some(last) = self.events.iter().rposition(|e| filter.admits(e.kind)) else {
@@ -65,9 +69,10 @@ impl VersionFrames {
         };
         for (i, event) in self.events.iter().enumerate().take(last + 1) {
             if i == last {
-                out.push(event.with_id.clone());
+                out.push(self.id_line.clone());
+                out.push(event.frame.clone());
             } else if filter.admits(event.kind) {
-                out.push(event.plain.clone());
+                out.push(event.frame.clone());
             }
         }
         true
@@ -176,7 +181,7 @@ mod tests {
         assert!(all.ends_with("\n\n"));
         let last_block = all.trim_end().rsplit("\n\n").next().unwrap();
         assert!(
-            last_block.starts_with("event: NodeJoin\nid: 7\ndata: {"),
+            last_block.starts_with("id: 7\nevent: NodeJoin\ndata: {"),
             "{last_block}"
         );
         assert_eq!(all.matches("event: ShardSplit\ndata: ").count(), 2);
@@ -194,8 +199,8 @@ mod tests {
         let splits = EventFilter::parse("ShardSplit").unwrap();
         let mut out = Vec::new();
         assert!(frames.write_filtered(&splits, &mut out));
-        assert_eq!(out.len(), 1);
-        assert!(text(&out).starts_with("event: ShardSplit\nid: 9\n"));
+        assert_eq!(out.len(), 2);
+        assert!(text(&out).starts_with("id: 9\nevent: ShardSplit\n"));
         let leaders = EventFilter::parse("LeaderChange").unwrap();
         let mut none = Vec::new();
         assert!(!frames.write_filtered(&leaders, &mut none));
@@ -217,7 +222,7 @@ mod tests {
     fn progress_and_retry_lines() {
         assert_eq!(
             &progress_frame(4)[..],
-            b"event: Progress\nid: 4\ndata: {\"version\":4}\n\n"
+            b"id: 4\nevent: Progress\ndata: {\"version\":4}\n\n"
         );
         assert_eq!(&retry_line(1500)[..], b"retry: 1500\n\n");
     }
