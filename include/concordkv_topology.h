@@ -164,6 +164,31 @@ typedef uint32_t concordkv_event_type;
 #endif // __cplusplus
 
 /*
+ How fresh the snapshot a client starts or resynchronises from must be.
+ */
+enum concordkv_consistency
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /*
+   Whatever the answering server has applied (the default).
+   */
+  CONCORDKV_CONSISTENCY_APPLIED = 0,
+  /*
+   A linearizable read (`?consistency=linearizable`).
+   */
+  CONCORDKV_CONSISTENCY_LINEARIZABLE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum concordkv_consistency concordkv_consistency;
+#else
+typedef uint32_t concordkv_consistency;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/*
  A caching router client. Thread-safe: every function taking a
  `const concordkv_client *` may be called from any thread at the same time.
  `concordkv_client_free` must not race with other calls on the same client, and
