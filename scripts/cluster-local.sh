@@ -32,6 +32,8 @@ resolve_dir() {
         dir=$(cat "$state_file")
     fi
     [ -n "$dir" ] || { echo "no cluster directory given and none started before" >&2; exit 1; }
+    # The ports the cluster was started with.
+    if [ -f "$dir/base_port" ]; then base=$(cat "$dir/base_port"); fi
 }
 
 start() {
@@ -41,6 +43,7 @@ start() {
     fi
     [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/concord-cluster.XXXXXX")
     mkdir -p "$dir"
+    echo "$base" >"$dir/base_port"
     local cluster=""
     for i in 1 2 3; do
         cluster="${cluster:+$cluster,}$i=127.0.0.1:$(peer_port "$i")"
