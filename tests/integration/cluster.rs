@@ -382,3 +382,128 @@ fn compaction_then_a_new_learner_catches_up_by_snapshot() {
     let v = put_node(cluster.node(4).client, "after-replace", None).expect("write via node 4");
     cluster.converged(&remaining, v, WAIT);
 }
+
+#[test]
+fn the_peer_port_refuses_bad_requests_before_raft_sees_them() {
+    let yaml = format!(
+        "{}auth_token: s3cret\n",
+        crate::cluster_support::test_config("  max_message_bytes: 65536\n")
+    );
+    let cluster = Cluster::start_with(1, false, &yaml);
+    let node = cluster.node(1);
+    let peer = node.advertised;
+    let token = ("Authorization", "Bearer s3cret");
+    let send = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
+        http(peer, method, path, headers, body, WAIT).expect("the peer port answers")
+    };
+    let cases: Vec<(u16, crate::support::Response)> = vec![
+        (401, send("POST", "/raft/append", &[], b"\x01\x02")),
+        (
+            401,
+            send(
+                "POST",
+                "/raft/append",
+                &[("Authorization", "Bearer nope")],
+                b"",
+            ),
+        ),
+        (405, send("GET", "/raft/vote", &[token], b"")),
+        (404, send("POST", "/raft/nope", &[token], b"")),
+        (
+            400,
+            send("POST", "/raft/append", &[token], b"\xff\xff\xff\xff\xff"),
+        ),
+        (400, send("POST", "/raft/write", &[token], b"")),
+        (
+            413,
+            send("POST", "/raft/snapshot", &[token], &vec![0u8; 70_000]),
+        ),
+    ];
+    for (status, r) in &cases {
+        assert_eq!(r.status, *status, "{}", r.text());
+        assert!(!r.text().is_empty(), "a refusal says why");
+    }
+    assert!(cases[4].1.text().contains("not a valid peer message"));
+    assert!(cases[6].1.text().contains("max_message_bytes"));
+    // Raft is untouched and still takes writes.
+    let r = node
+        .send(
+            "PUT",
+            "/api/topology/nodes/after",
+            &[token],
+            r#"{"address":"127.0.0.1:1"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn five_servers_keep_writing_with_two_down_and_stop_with_three() {
+    let mut cluster = Cluster::start(5, false, "");
+    let first = cluster.leader(WAIT);
+    let v = put_node(cluster.node(first).client, "five", None).expect("write");
+    cluster.converged(&cluster.ids(), v, WAIT);
+
+    // Two down, the leader among them: three of five are a majority.
+    let other = *cluster.ids().iter().find(|&&id| id != first).unwrap();
+    cluster.kill(first);
+    cluster.kill(other);
+    let alive: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != first && *id != other)
+        .collect();
+    let leader = cluster.leader_among(&alive, WAIT);
+    assert!(alive.contains(&leader));
+    let mut last = v;
+    for (i, id) in alive.iter().enumerate() {
+        let client = cluster.node(*id).client;
+        last = wait_for(WAIT, "a write on a majority of three", || {
+            put_node(client, &format!("three-{i}"), None).ok()
+        });
+        assert!(linearizable_version(client).unwrap() >= last);
+    }
+    cluster.converged(&alive, last, WAIT);
+
+    // A third down: two of five cannot commit. Once the leader's lease has run out
+    // (election_timeout_max, 600 ms here) it refuses at once, so these writes are
+    // known not to be applied (a write cut off by the timeout instead would have an
+    // unknown outcome: it may commit later).
+    let third = *alive.iter().find(|&&id| id != leader).unwrap();
+    cluster.kill(third);
+    std::thread::sleep(Duration::from_millis(1200));
+    let left: Vec<u64> = alive.iter().copied().filter(|&id| id != third).collect();
+    for id in &left {
+        let node = cluster.node(*id);
+        let started = Instant::now();
+        let r = node
+            .send(
+                "PUT",
+                &format!("/api/topology/nodes/no-quorum-{id}"),
+                &[],
+                r#"{"address":"127.0.0.1:1"}"#,
+            )
+            .unwrap();
+        assert_eq!(r.status, 503, "{}", r.text());
+        assert_eq!(r.header("retry-after"), Some("1"));
+        assert!(r.text().contains("no Raft leader"), "{}", r.text());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "refused at once"
+        );
+        assert_eq!(linearizable_version(node.client), Err(503));
+    }
+    // Back to three: writes resume, and the refused write never appears.
+    cluster.restart(third);
+    let client = cluster.node(third).client;
+    let resumed = wait_for(WAIT, "writes resume with three of five", || {
+        put_node(client, "back", None).ok()
+    });
+    let mut three = left.clone();
+    three.push(third);
+    cluster.converged(&three, resumed, WAIT);
+    for id in &three {
+        let held = data_nodes(cluster.node(*id));
+        assert!(held.keys().all(|k| !k.starts_with("no-quorum")), "{held:?}");
+    }
+}
