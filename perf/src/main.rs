@@ -3,6 +3,7 @@
 //! JSON report (and SVG charts) under `--out`. Method and results: perf/README.md.
 
 mod bandwidth;
+mod health;
 mod http;
 mod load;
 mod reads;
@@ -41,6 +42,8 @@ enum Scenario {
     Memory(subscribe::SubscribeArgs),
     /// Bytes to follow single-shard changes: full snapshots vs incremental events.
     Bandwidth(bandwidth::BandwidthArgs),
+    /// The leader probes N simulated data nodes: CPU, probe latency, detection time.
+    Health(health::HealthArgs),
     /// (internal) the reference server used by `reference`.
     #[command(hide = true)]
     ServeReference {
@@ -90,6 +93,9 @@ fn main() {
         }
         Scenario::Bandwidth(args) => {
             bandwidth::run(&args, bin, &cli.out);
+        }
+        Scenario::Health(args) => {
+            health::run(&args, bin, &cli.out);
         }
         Scenario::ServeReference {
             addr,

@@ -136,3 +136,32 @@ fn bandwidth_compares_full_and_incremental() {
     let saved = r["saved_vs_identity"].as_f64().unwrap();
     assert!(saved > 0.5 && saved < 1.0, "{r}");
 }
+
+#[test]
+fn health_probes_simulated_data_nodes() {
+    let out = tempfile::tempdir().unwrap();
+    let r = run(
+        out.path(),
+        &[
+            "health",
+            "--nodes",
+            "20",
+            "--interval-ms",
+            "200",
+            "--timeout-ms",
+            "100",
+            "--seconds",
+            "1",
+            "--failing",
+            "2",
+        ],
+    );
+    assert_eq!(r["steady"]["versions_committed"], 0, "{r}");
+    assert!(r["steady"]["probes"].as_u64().unwrap() >= 20, "{r}");
+    assert_eq!(r["manual_round"]["latency"]["count"], 20, "{r}");
+    // Three steps (degraded, its count, unhealthy), one more when the two nodes'
+    // failures straddle a round.
+    let versions = r["failure"]["versions_committed"].as_u64().unwrap();
+    assert!((3..=4).contains(&versions), "{r}");
+    assert!(r["failure"]["recovered_ms"].as_f64().unwrap() > 0.0, "{r}");
+}

@@ -247,6 +247,7 @@ async fn start_control(
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
     let raft = Rc::new(raft);
+    let health = crate::health::HealthHandle::new(shared.clone(), raft.clone());
     // Serve peers before initialising: the other members' votes must reach us.
     let peer_listener =
         crate::raft::peer_server::bind(config.peer_addr).map_err(|source| StartError::Bind {
@@ -254,10 +255,14 @@ async fn start_control(
             addr: config.peer_addr,
             source,
         })?;
+    let peer_options = crate::raft::peer_server::PeerServerOptions {
+        health: Some(health.clone()),
+        ..crate::raft::peer_server::PeerServerOptions::from_config(config)
+    };
     glommio::spawn_local(crate::raft::peer_server::serve(
         peer_listener,
         raft.clone(),
-        crate::raft::peer_server::PeerServerOptions::from_config(config),
+        peer_options,
     ))
     .detach();
     raft.initialize(config.members())
@@ -268,7 +273,6 @@ async fn start_control(
     if let Some(sample) = config.sample_topology.clone() {
         glommio::spawn_local(bootstrap_sample(raft.clone(), shared.clone(), sample)).detach();
     }
-    let health = crate::health::HealthHandle::new(shared.clone());
     glommio::spawn_local(crate::health::supervise(
         raft.clone(),
         shared.clone(),

@@ -9,6 +9,7 @@ mod data_node;
 mod durability;
 mod failover;
 mod health;
+mod health_cluster;
 mod history;
 mod partition;
 mod proxy;

@@ -2,8 +2,9 @@
 //! (every data node, or one) and answers each node's result and state.
 //!
 //! It commits like a write (the round's transitions become one version), so it takes
-//! the write routes' bearer token. On a follower it answers 503 naming the leader:
-//! only the leader probes.
+//! the write routes' bearer token. Only the leader probes: a follower asks the leader
+//! over the peer port and answers with the leader's report (503 naming the leader when
+//! none is reachable).
 
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -113,7 +114,8 @@ pub async fn handle(req: Request<Incoming>, ctx: &ExecutorContext) -> Response<B
         Err(
             e @ (HealthRoundError::NotLeader { .. }
             | HealthRoundError::Commit(_)
-            | HealthRoundError::Stopped),
+            | HealthRoundError::Stopped
+            | HealthRoundError::Forward { .. }),
         ) => {
             let mut answer = fail(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
             answer

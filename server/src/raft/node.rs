@@ -338,6 +338,30 @@ impl RaftNode {
         }
     }
 
+    /// Calls `path` on the current leader's peer port, for requests only the leader
+    /// can answer (a health round). `None` when no leader is known, or this server is
+    /// it (the caller serves the request itself, never forwards to itself).
+    pub async fn call_leader<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
+        &self,
+        path: &'static str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Option<(u64, Result<Resp, PeerError>)> {
+        let (leader, addr) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow_watched();
+            let leader = m.current_leader.filter(|id| *id != self.node_id)?;
+            let addr = m
+                .membership_config
+                .membership()
+                .nodes()
+                .find(|(id, _)| **id == leader)
+                .map(|(_, node)| node.addr.clone())?;
+            (leader, addr)
+        };
+        Some((leader, self.peers.call(&addr, path, request, timeout).await))
+    }
+
     /// The openraft handle, for the peer server.
     pub(super) fn raft(&self) -> &TopoRaft {
         &self.raft

@@ -36,6 +36,8 @@ pub struct PeerServerOptions {
     pub auth_token: Option<String>,
     /// How long an idle peer connection is kept open.
     pub keepalive_timeout: Duration,
+    /// Runs health rounds that followers forward (set by the node wiring).
+    pub health: Option<crate::health::HealthHandle>,
 }
 
 impl PeerServerOptions {
@@ -44,6 +46,7 @@ impl PeerServerOptions {
             max_message_bytes: config.raft.max_message_bytes,
             auth_token: config.auth_token.clone(),
             keepalive_timeout: config.http.keepalive_timeout,
+            health: None,
         }
     }
 }
@@ -170,6 +173,7 @@ async fn handle(
         wire::TRANSFER_LEADER,
         wire::WRITE,
         wire::READ_INDEX,
+        wire::HEALTH_ROUND,
     ];
     if !known.contains(&path.as_str()) {
         return plain(StatusCode::NOT_FOUND, format!("no peer route {path}"));
@@ -178,7 +182,7 @@ async fn handle(
         return plain(StatusCode::METHOD_NOT_ALLOWED, format!("{path} takes POST"));
     }
     let answer = match read_body(req, options.max_message_bytes).await {
-        Ok(body) => dispatch(&path, &body, node).await,
+        Ok(body) => dispatch(&path, &body, node, options).await,
         Err(refusal) => Err(refusal),
     };
     answer.unwrap_or_else(|(status, message)| plain(status, message))
@@ -189,6 +193,7 @@ async fn dispatch(
     path: &str,
     body: &[u8],
     node: &RaftNode,
+    options: &PeerServerOptions,
 ) -> Result<Response<Full<Bytes>>, Refusal> {
     let raft = node.raft();
     let answer = match path {
@@ -225,6 +230,14 @@ async fn dispatch(
         wire::READ_INDEX => {
             let () = decoded(body, path)?;
             binary(&node.read_index_as_leader().await)
+        }
+        wire::HEALTH_ROUND => {
+            let only: Option<String> = decoded(body, path)?;
+            let answer: crate::health::RemoteRound = match &options.health {
+                Some(health) => health.run_for_follower(only).await,
+                None => Err(crate::health::RemoteHealthError::NotLeader),
+            };
+            binary(&answer)
         }
         _ => return Err((StatusCode::NOT_FOUND, format!("no peer route {path}"))),
     };

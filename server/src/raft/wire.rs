@@ -30,6 +30,9 @@ pub const TRANSFER_LEADER: &str = "/raft/transfer-leader";
 pub const WRITE: &str = "/raft/write";
 /// A read index asked of the leader by a follower serving a linearizable read.
 pub const READ_INDEX: &str = "/raft/read-index";
+/// A health round asked of the leader by a follower serving `POST /api/topology/health`:
+/// the node filter (`Option<String>`) in, [`crate::health::RemoteRound`] out.
+pub const HEALTH_ROUND: &str = "/raft/health-round";
 
 /// Header naming the Raft id of the calling server (logs, and the partition proxy of
 /// the integration tests, which cuts links by caller and callee).
