@@ -252,12 +252,17 @@ impl RaftNode {
             Ok(Err(RemoteWriteError::Unavailable(m))) => Err(WriteError::Unavailable(format!(
                 "the leader (node {leader_id}) could not commit: {m}"
             ))),
-            // Never reached the leader: nothing was written, the client may retry.
-            Err(e) if !e.outcome_unknown() => {
+            Err(PeerError::Timeout { timeout, .. }) => Err(WriteError::Timeout(timeout)),
+            // Refused by the leader's peer port (a token or size mismatch): not applied.
+            Err(e @ PeerError::Status { .. }) => Err(WriteError::Unavailable(format!(
+                "the leader (node {leader_id}) refused the forwarded write: {e}"
+            ))),
+            // Never reached the leader (down, restarting): nothing was written; to the
+            // client this is the same as an election in progress, so it retries.
+            Err(e) if e.not_delivered() => {
                 tracing::debug!(error = %e, "write not forwarded");
                 Err(WriteError::NoLeader)
             }
-            Err(PeerError::Timeout { timeout, .. }) => Err(WriteError::Timeout(timeout)),
             Err(e) => Err(WriteError::Unavailable(format!(
                 "forwarding to the leader (node {leader_id}) failed, the outcome is unknown: {e}"
             ))),

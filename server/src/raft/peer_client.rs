@@ -64,20 +64,29 @@ pub enum PeerError {
         path: &'static str,
         limit: usize,
     },
-    #[error("peer message for {path} cannot be encoded or decoded: {source}")]
-    Codec {
+    #[error("the request to {path} cannot be encoded: {source}")]
+    Encode {
+        path: &'static str,
+        source: postcard::Error,
+    },
+    #[error("peer {addr}: the answer to {path} cannot be decoded: {source}")]
+    Decode {
+        addr: SocketAddr,
         path: &'static str,
         source: postcard::Error,
     },
 }
 
 impl PeerError {
-    /// True when the peer may have received and acted on the request (its outcome is
-    /// unknown to us), as opposed to a failure before anything was sent.
-    pub fn outcome_unknown(&self) -> bool {
-        !matches!(
+    /// True when the request certainly did not reach the peer's Raft: nothing was sent,
+    /// or the peer refused it with an HTTP status before decoding it.
+    pub fn not_delivered(&self) -> bool {
+        matches!(
             self,
-            PeerError::BadAddress { .. } | PeerError::Connect { .. } | PeerError::Codec { .. }
+            PeerError::BadAddress { .. }
+                | PeerError::Connect { .. }
+                | PeerError::Encode { .. }
+                | PeerError::Status { .. }
         )
     }
 }
@@ -110,7 +119,8 @@ impl PeerPool {
         }
     }
 
-    /// Encodes `request`, POSTs it to `path` on the peer at `addr`, decodes the answer.
+    /// Encodes `request`, POSTs it to `path` on the peer at `addr`, decodes the answer;
+    /// the whole call is bounded by `timeout`.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         addr: &str,
@@ -118,24 +128,12 @@ impl PeerPool {
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerError> {
-        let body = wire::encode(request).map_err(|source| PeerError::Codec { path, source })?;
-        let answer = self.call_raw(addr, path, body, timeout).await?;
-        wire::decode(&answer).map_err(|source| PeerError::Codec { path, source })
-    }
-
-    /// POSTs `body` to `path` on the peer at `addr` and returns the 200 answer's body.
-    pub async fn call_raw(
-        &self,
-        addr: &str,
-        path: &'static str,
-        body: Bytes,
-        timeout: Duration,
-    ) -> Result<Bytes, PeerError> {
         let addr: SocketAddr = addr.parse().map_err(|_| PeerError::BadAddress {
             addr: addr.to_string(),
         })?;
+        let body = wire::encode(request).map_err(|source| PeerError::Encode { path, source })?;
         let exchange = self.exchange(addr, path, body);
-        futures_lite::future::or(exchange, async {
+        let answer = futures_lite::future::or(exchange, async {
             glommio::timer::sleep(timeout).await;
             // The connection in use is dropped with the exchange future: its state
             // (a half-sent request, an answer still coming) is unknown.
@@ -145,7 +143,8 @@ impl PeerPool {
                 timeout,
             })
         })
-        .await
+        .await?;
+        wire::decode(&answer).map_err(|source| PeerError::Decode { addr, path, source })
     }
 
     async fn exchange(
@@ -274,13 +273,13 @@ impl PeerPool {
                     source: e.into(),
                 })?;
         let _ = stream.set_nodelay(true);
+        // A failed handshake sent nothing: report it as a connection failure.
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(HyperIo(stream))
             .await
-            .map_err(|source| PeerError::Http {
+            .map_err(|e| PeerError::Connect {
                 addr,
-                path: "(handshake)",
-                source,
+                source: std::io::Error::other(e),
             })?;
         let driver = glommio::spawn_local(async move {
             if let Err(e) = connection.await {
