@@ -77,6 +77,8 @@ struct Monitor {
     default_probe: ProbeKind,
     settings: ProbeSettings,
     limit: Rc<Semaphore>,
+    /// Nodes whose bad `probe` label was logged this term (once each, not every round).
+    warned: HashSet<String>,
 }
 
 /// What wakes the monitor up.
@@ -108,6 +110,7 @@ impl Monitor {
                 retry_count: config.retry_count,
             },
             limit: Rc::new(Semaphore::new(config.max_concurrent_probes as u64)),
+            warned: HashSet::new(),
         }
     }
 
@@ -177,6 +180,13 @@ impl Monitor {
         };
         if let (Some(id), true) = (only, targets.is_empty()) {
             return Err(HealthRoundError::UnknownNode(id.to_string()));
+        }
+        for t in &targets {
+            if let Some(why) = &t.label_error {
+                if self.warned.insert(t.node_id.clone()) {
+                    tracing::warn!(node = %t.node_id, "{why}");
+                }
+            }
         }
         let probed = self.probe_all(targets).await;
         let failed = probed.iter().filter(|p| p.check.result.is_err()).count();
