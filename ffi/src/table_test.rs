@@ -24,9 +24,16 @@ fn assert_same_owner(state: &TopologyState, table: &RoutingTable, h: u64) {
 
 #[test]
 fn every_border_and_a_sweep_route_like_the_model() {
-    let state = bootstrap_state(6, 64);
+    // 64 shards: many directory buckets per shard; 5000: several shards per bucket.
+    for shards in [1, 64, 5000] {
+        check_borders_and_sweep(shards);
+    }
+}
+
+fn check_borders_and_sweep(shard_count: u32) {
+    let state = bootstrap_state(6, shard_count);
     let table = RoutingTable::build(&state);
-    assert_eq!(table.shard_count(), 64);
+    assert_eq!(table.shard_count(), shard_count as usize);
     assert_eq!(table.version(), state.version());
     let mut probes = vec![0, 1, u64::MAX, u64::MAX - 1];
     for s in state.shards() {

@@ -3,22 +3,34 @@
 //! after the first lookup on the thread has set up arc-swap's per-thread slot.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::cell::Cell;
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    // Per thread: the tests run in parallel and the client has its own thread, whose
+    // allocations (parsing, building tables) are not the router's read path.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, SeqCst);
+        count();
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, SeqCst);
+        count();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -33,7 +45,7 @@ fn routing_allocates_nothing() {
     let keys: Vec<Vec<u8>> = (0..256).map(|i| format!("key-{i}").into_bytes()).collect();
     // Warm-up, then count.
     let _ = table.route(&keys[0]).unwrap();
-    let before = ALLOCATIONS.load(SeqCst);
+    let before = allocations();
     let mut sum = 0u64;
     for key in &keys {
         let r = table.route(key).unwrap();
@@ -42,30 +54,66 @@ fn routing_allocates_nothing() {
             sum = sum.wrapping_add(n.node_id.len() as u64);
         }
     }
-    assert_eq!(
-        ALLOCATIONS.load(SeqCst) - before,
-        0,
-        "RoutingTable::route allocated"
-    );
+    assert_eq!(allocations() - before, 0, "RoutingTable::route allocated");
     assert!(sum > 0);
+}
+
+/// A one-purpose server: the snapshot of `state`, then an SSE stream held open.
+fn serve(state: topology_model::TopologyState) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                if head.starts_with(b"GET /api/topology/snapshot") {
+                    let body = format!(
+                        r#"{{"success":true,"message":"ok","version":1,"snapshot":{snapshot}}}"#
+                    );
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                } else {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n: hi\n\n",
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_secs(30));
+            });
+        }
+    });
+    addr
 }
 
 #[test]
 fn client_route_allocates_nothing_after_warm_up() {
     use concordkv_topology::{ClientOptions, RouteError, TopologyClient};
-    // Nothing listens on port 1: the client never gets a table, which is fine for
-    // counting the NotReady path; the ready path is covered through the table above
-    // and in the integration tests through the same `route_hash` code.
-    let client = TopologyClient::new(ClientOptions::new(["127.0.0.1:1"])).unwrap();
-    let _ = client.route(b"warm-up");
-    let before = ALLOCATIONS.load(SeqCst);
-    for i in 0..1000u32 {
-        let r = client.route(&i.to_le_bytes());
-        assert!(matches!(r, Err(RouteError::NotReady)));
+    let addr = serve(concordkv_topology::testkit::bootstrap_state(6, 64));
+    let client = TopologyClient::new(ClientOptions::new([addr])).unwrap();
+    client
+        .wait_ready(std::time::Duration::from_secs(10))
+        .unwrap();
+    let keys: Vec<Vec<u8>> = (0..256).map(|i| format!("key-{i}").into_bytes()).collect();
+    let _ = client.route(&keys[0]).unwrap(); // sets up arc-swap's slot for this thread
+    let before = allocations();
+    let mut sum = 0u64;
+    for key in &keys {
+        let r = client.route(key).unwrap();
+        sum = sum.wrapping_add(r.epoch() + r.primary().address.len() as u64);
+        for n in r.replicas() {
+            sum = sum.wrapping_add(n.node_id.len() as u64);
+        }
     }
-    assert_eq!(
-        ALLOCATIONS.load(SeqCst) - before,
-        0,
-        "TopologyClient::route allocated"
-    );
+    assert!(matches!(client.route(b""), Err(RouteError::EmptyKey)));
+    assert_eq!(allocations() - before, 0, "TopologyClient::route allocated");
+    assert!(sum > 0);
 }
