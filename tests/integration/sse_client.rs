@@ -199,30 +199,4 @@ impl SseClient {
             }
         }
     }
-
-    /// True once the server has ended the stream (read until EOF within `limit`).
-    pub fn ended_within(&mut self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if self.ended {
-                return true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if self.reader.get_ref().set_read_timeout(Some(left)).is_err() {
-                return true;
-            }
-            match self.body_byte() {
-                Ok(None) => return true,
-                Err(e)
-                    if e.kind() == std::io::ErrorKind::WouldBlock
-                        || e.kind() == std::io::ErrorKind::TimedOut =>
-                {
-                    return false
-                }
-                Err(_) => return true,
-                Ok(Some(_)) => {}
-            }
-        }
-        self.ended
-    }
 }

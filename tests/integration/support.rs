@@ -91,7 +91,20 @@ impl Server {
         self.wait_ready(Duration::from_secs(30));
     }
 
-    /// Waits until `/readyz` answers 200.
+    /// With `--dev`, the sample topology is committed (version ≥ 1) shortly after the
+    /// server is ready; tests that read the version first must not race it.
+    fn sample_ready(&self) -> bool {
+        if !self.args.iter().any(|a| a == "--dev") {
+            return true;
+        }
+        try_request(self.client, "GET", "/api/topology/version", &[], b"")
+            .ok()
+            .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+            .and_then(|v| v["version"].as_u64())
+            .is_some_and(|v| v > 0)
+    }
+
+    /// Waits until `/readyz` answers 200 (and, with `--dev`, the sample is in).
     pub fn wait_ready(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
         loop {
@@ -103,7 +116,7 @@ impl Server {
                 panic!("concord-topo exited during start-up: {status}");
             }
             if let Ok(r) = try_request(self.client, "GET", "/readyz", &[], b"") {
-                if r.status == 200 {
+                if r.status == 200 && self.sample_ready() {
                     return;
                 }
             }
