@@ -4,8 +4,8 @@
 
 use std::hint::black_box;
 
-use concordkv_topology::testkit::{bootstrap_state, toggle_shard};
-use concordkv_topology::{key_hash, RoutingTable};
+use concordkv_topology::testkit::{bootstrap_state, serve_snapshot, toggle_shard};
+use concordkv_topology::{key_hash, ClientOptions, RoutingTable, TopologyClient};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 fn keys() -> Vec<Vec<u8>> {
@@ -33,6 +33,19 @@ fn bench_route(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) & 1023;
                 let r = table.route_hash(black_box(hashes[i])).unwrap();
+                black_box((r.epoch(), r.primary().address.len()))
+            })
+        });
+        // Through the public client: the arc-swap load, the hash and the lookup.
+        let client = TopologyClient::new(ClientOptions::new([serve_snapshot(state.clone())]))
+            .expect("valid options");
+        client
+            .wait_ready(std::time::Duration::from_secs(30))
+            .expect("the loopback snapshot");
+        group.bench_function("client_route_key", |b| {
+            b.iter(|| {
+                i = (i + 1) & 1023;
+                let r = client.route(black_box(&keys[i])).unwrap();
                 black_box((r.epoch(), r.primary().address.len()))
             })
         });

@@ -43,3 +43,41 @@ pub fn toggle_shard(state: &mut TopologyState, shard_id: &str) -> Vec<TopologyEv
         ))
         .expect("status change applies")
 }
+
+/// A one-purpose loopback server for tests and benches: answers the snapshot of
+/// `state`, and holds any other request (the SSE stream) open for 30 s. Returns its
+/// address.
+pub fn serve_snapshot(state: TopologyState) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                if head.starts_with(b"GET /api/topology/snapshot") {
+                    let body = format!(
+                        r#"{{"success":true,"message":"ok","version":1,"snapshot":{snapshot}}}"#
+                    );
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                } else {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n: hi\n\n",
+                    );
+                }
+                std::thread::sleep(std::time::Duration::from_secs(30));
+            });
+        }
+    });
+    addr
+}

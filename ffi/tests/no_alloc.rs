@@ -58,46 +58,12 @@ fn routing_allocates_nothing() {
     assert!(sum > 0);
 }
 
-/// A one-purpose server: the snapshot of `state`, then an SSE stream held open.
-fn serve(state: topology_model::TopologyState) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
-                if head.starts_with(b"GET /api/topology/snapshot") {
-                    let body = format!(
-                        r#"{{"success":true,"message":"ok","version":1,"snapshot":{snapshot}}}"#
-                    );
-                    let _ = write!(
-                        stream,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                } else {
-                    let _ = stream.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n: hi\n\n",
-                    );
-                }
-                std::thread::sleep(std::time::Duration::from_secs(30));
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn client_route_allocates_nothing_after_warm_up() {
     use concordkv_topology::{ClientOptions, RouteError, TopologyClient};
-    let addr = serve(concordkv_topology::testkit::bootstrap_state(6, 64));
+    let addr = concordkv_topology::testkit::serve_snapshot(
+        concordkv_topology::testkit::bootstrap_state(6, 64),
+    );
     let client = TopologyClient::new(ClientOptions::new([addr])).unwrap();
     client
         .wait_ready(std::time::Duration::from_secs(10))
