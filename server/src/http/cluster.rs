@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::query::Query;
 use super::response::{self, Body};
-use super::write::{authorized, parse, read_body};
+use super::write::{parse, read_body, unauthorized};
 use crate::control::{ClusterStatus, MembershipError};
 use crate::executor::ExecutorContext;
 
@@ -61,14 +61,7 @@ pub async fn handle(
     let topo = ctx.headers_for(&published);
     let fail = |status: StatusCode, message: &str| response::error(status, message, topo);
 
-    if !authorized(req.headers(), ctx.shared.config.auth_token.as_deref()) {
-        let mut answer = fail(
-            StatusCode::UNAUTHORIZED,
-            "membership changes need an `Authorization: Bearer <token>` header with the configured token",
-        );
-        answer
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    if let Some(answer) = unauthorized(req.headers(), ctx, topo, "membership changes need an") {
         return answer;
     }
     if let Err(message) = Query::parse(req.uri().query(), &[]) {

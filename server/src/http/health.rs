@@ -13,7 +13,7 @@ use topology_model::check_id;
 
 use super::query::Query;
 use super::response::{self, Body};
-use super::write::{authorized, read_body};
+use super::write::{read_body, unauthorized};
 use crate::executor::ExecutorContext;
 use crate::health::{HealthRoundError, NodeResult};
 
@@ -51,14 +51,7 @@ pub async fn handle(req: Request<Incoming>, ctx: &ExecutorContext) -> Response<B
     let topo = ctx.headers_for(&published);
     let fail = |status: StatusCode, message: &str| response::error(status, message, topo);
 
-    if !authorized(req.headers(), ctx.shared.config.auth_token.as_deref()) {
-        let mut answer = fail(
-            StatusCode::UNAUTHORIZED,
-            "this route needs an `Authorization: Bearer <token>` header with the configured token",
-        );
-        answer
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    if let Some(answer) = unauthorized(req.headers(), ctx, topo, "this route needs an") {
         return answer;
     }
     let only = match Query::parse(req.uri().query(), &["nodeId"]).and_then(|q| node_filter(&q)) {

@@ -260,6 +260,28 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, String> {
         .map_err(|_| format!("If-Match must be a topology version such as \"42\", got `{text}`"))
 }
 
+/// The 401 to answer when the request lacks the configured token; `None` when it
+/// may proceed. `what` starts the message, e.g. "writes need an".
+pub fn unauthorized(
+    headers: &HeaderMap,
+    ctx: &ExecutorContext,
+    topo: response::TopologyHeaders,
+    what: &str,
+) -> Option<Response<Body>> {
+    if authorized(headers, ctx.shared.config.auth_token.as_deref()) {
+        return None;
+    }
+    let mut answer = response::error(
+        StatusCode::UNAUTHORIZED,
+        &format!("{what} `Authorization: Bearer <token>` header with the configured token"),
+        topo,
+    );
+    answer
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(answer)
+}
+
 /// True when no token is configured, or the request carries `Bearer <token>`.
 pub(crate) fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
     let Some(token) = token else { return true };
@@ -311,14 +333,7 @@ pub async fn handle(
     let topo = ctx.headers_for(&published);
     let fail = |status: StatusCode, message: &str| response::error(status, message, topo);
 
-    if !authorized(req.headers(), ctx.shared.config.auth_token.as_deref()) {
-        let mut answer = fail(
-            StatusCode::UNAUTHORIZED,
-            "writes need an `Authorization: Bearer <token>` header with the configured token",
-        );
-        answer
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    if let Some(answer) = unauthorized(req.headers(), ctx, topo, "writes need an") {
         return answer;
     }
     if let Err(message) = Query::parse(req.uri().query(), &[]) {
