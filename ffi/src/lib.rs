@@ -42,3 +42,15 @@ pub use topology_model::{
 /// The SSE parser, public for fuzzing and tests of other crates.
 #[doc(hidden)]
 pub use sse::{SseEvent, SseParser};
+
+#[cfg(test)]
+mod tests {
+    /// The thread-safety the docs promise, checked by the compiler.
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::TopologyClient>();
+        send_sync::<crate::RoutingTable>();
+        send_sync::<crate::capi::concordkv_client>();
+    }
+}

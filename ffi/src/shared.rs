@@ -193,6 +193,10 @@ impl Shared {
         let mut list = lock(&self.listeners);
         list.append(&mut lock(&self.pending_adds));
         for (id, f) in list.iter_mut() {
+            // A listener may have freed the client: call no one after that.
+            if self.stopped() {
+                break;
+            }
             if lock(&self.removed).contains(id) {
                 continue;
             }
