@@ -20,6 +20,7 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Seen {
     target: String,
     last_event_id: Option<String>,
+    authorization: Option<String>,
 }
 
 type Handler = dyn Fn(&Seen, &mut TcpStream, &AtomicBool) + Send + Sync;
@@ -84,9 +85,14 @@ fn read_request(stream: &mut TcpStream) -> Option<Seen> {
         .lines()
         .find_map(|l| l.strip_prefix("Last-Event-ID: "))
         .map(str::to_string);
+    let authorization = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Authorization: "))
+        .map(str::to_string);
     Some(Seen {
         target,
         last_event_id,
+        authorization,
     })
 }
 
@@ -343,6 +349,7 @@ fn stale_reports_coalesce_into_one_rate_limited_refresh() {
     });
     let mut o = options(&[&fake.addr]);
     o.stale_refresh_interval = Duration::from_secs(30);
+    o.auth_token = Some("s3cret".into());
     let client = TopologyClient::new(o).unwrap();
     assert_eq!(client.wait_ready(WAIT), Ok(1));
     let shard = sets[0][0].shard_id.clone().unwrap();
