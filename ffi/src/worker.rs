@@ -234,9 +234,10 @@ impl Worker {
         }
         let state = TopologyState::from_snapshot(snapshot, 0)?;
         let version = state.version();
+        // Counted before publishing, so a waiter woken by the new version sees it.
+        bump(&self.shared.counters.snapshots_loaded);
         self.shared.publish(RoutingTable::build(&state));
         self.state = Some(state);
-        bump(&self.shared.counters.snapshots_loaded);
         self.shared.dispatch(&Change {
             previous_version: previous,
             version,

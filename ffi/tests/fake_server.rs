@@ -375,6 +375,12 @@ fn stale_reports_coalesce_into_one_rate_limited_refresh() {
         refreshes,
         vec!["/api/topology/snapshot?since=1&consistency=linearizable"]
     );
+    // The bearer token goes with every request, the stream included.
+    let seen = fake.seen.lock().unwrap().clone();
+    assert!(seen.len() >= 3);
+    assert!(seen
+        .iter()
+        .all(|s| s.authorization.as_deref() == Some("Bearer s3cret")));
 }
 
 #[test]
