@@ -61,20 +61,78 @@ pub fn etag(version: u64) -> HeaderValue {
 
 /// True when If-None-Match names this version (or `*`).
 pub fn not_modified(headers: &HeaderMap, version: u64) -> bool {
-    let wanted = format!("\"{version}\"");
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == wanted)
+        .any(|t| {
+            t == "*"
+                || t.strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .and_then(|t| t.parse::<u64>().ok())
+                    == Some(version)
+        })
 }
 
-fn add_topology_headers(headers: &mut HeaderMap, topo: TopologyHeaders) {
-    headers.insert("x-topology-version", HeaderValue::from(topo.version));
-    headers.insert("x-raft-term", HeaderValue::from(topo.term));
-    headers.insert("x-raft-leader", HeaderValue::from(topo.leader));
+/// Header values of the current version, term and leader, made once per change on
+/// each executor instead of once per response (they are on every answer).
+struct HeaderCache {
+    version: u64,
+    etag: HeaderValue,
+    version_value: HeaderValue,
+    term: u64,
+    term_value: HeaderValue,
+    leader: u64,
+    leader_value: HeaderValue,
+}
+
+impl HeaderCache {
+    fn new() -> HeaderCache {
+        HeaderCache {
+            version: 0,
+            etag: etag(0),
+            version_value: HeaderValue::from(0u64),
+            term: 0,
+            term_value: HeaderValue::from(0u64),
+            leader: 0,
+            leader_value: HeaderValue::from(0u64),
+        }
+    }
+
+    fn refresh(&mut self, topo: TopologyHeaders) {
+        if self.version != topo.version {
+            self.version = topo.version;
+            self.etag = etag(topo.version);
+            self.version_value = HeaderValue::from(topo.version);
+        }
+        if self.term != topo.term {
+            self.term = topo.term;
+            self.term_value = HeaderValue::from(topo.term);
+        }
+        if self.leader != topo.leader {
+            self.leader = topo.leader;
+            self.leader_value = HeaderValue::from(topo.leader);
+        }
+    }
+}
+
+thread_local! {
+    static HEADERS: std::cell::RefCell<HeaderCache> = std::cell::RefCell::new(HeaderCache::new());
+}
+
+fn add_topology_headers(headers: &mut HeaderMap, topo: TopologyHeaders, with_etag: bool) {
+    HEADERS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        cache.refresh(topo);
+        if with_etag {
+            headers.insert(header::ETAG, cache.etag.clone());
+        }
+        headers.insert("x-topology-version", cache.version_value.clone());
+        headers.insert("x-raft-term", cache.term_value.clone());
+        headers.insert("x-raft-leader", cache.leader_value.clone());
+    });
 }
 
 /// Options of one read answer.
@@ -104,13 +162,12 @@ pub fn read_ok(answer: &ReadAnswer<'_>, body: &Encoded) -> Response<Body> {
     if answer.allow_gzip {
         headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
-    headers.insert(header::ETAG, etag(version));
     headers.insert(header::CACHE_CONTROL, answer.cache_control.clone());
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    add_topology_headers(headers, answer.topo);
+    add_topology_headers(headers, answer.topo, true);
     response
 }
 
@@ -142,7 +199,7 @@ pub fn json(status: StatusCode, body: Vec<u8>, topo: TopologyHeaders) -> Respons
         HeaderValue::from_static("application/json"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    add_topology_headers(headers, topo);
+    add_topology_headers(headers, topo, false);
     response
 }
 

@@ -111,6 +111,8 @@ pub async fn handle(
         Err(_) => RouteClass::Other,
     };
     let timeout = ctx.shared.config.http.request_timeout;
+    let plain_read = matches!(matched, Ok(Route::Read(_)) | Ok(Route::Probe(_)))
+        && !req.uri().query().is_some_and(|q| q.contains("consistency"));
     let work = async {
         match matched {
             Ok(Route::Read(r)) => read::handle(r, req, &ctx).await,
@@ -139,7 +141,12 @@ pub async fn handle(
             ctx.headers_for(&published),
         )
     };
-    let response = futures_lite::future::or(work, timed_out).await;
+    // Plain reads answer from memory without waiting on anything: no timer for them.
+    let response = if !plain_read {
+        futures_lite::future::or(work, timed_out).await
+    } else {
+        work.await
+    };
     ctx.metrics
         .record(class, response.status().as_u16(), started.elapsed());
     response
