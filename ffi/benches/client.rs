@@ -4,8 +4,8 @@
 
 use std::hint::black_box;
 
-use concordkv_topology::testkit::{bootstrap_state, serve_snapshot, toggle_shard};
-use concordkv_topology::{key_hash, ClientOptions, RoutingTable, TopologyClient};
+use concordkv_topology::testkit::{bootstrap_state, serve_snapshot, set_health, toggle_shard};
+use concordkv_topology::{key_hash, ClientOptions, Health, RoutingTable, TopologyClient};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 fn keys() -> Vec<Vec<u8>> {
@@ -91,6 +91,22 @@ fn bench_apply(c: &mut Criterion) {
                 |mut s| {
                     s.apply_events(version, &events).unwrap();
                     RoutingTable::build(&s)
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        // The health monitor's change sets: the layout is shared, only nodes copied.
+        let node = base.nodes().nth(3).unwrap().node_id.clone();
+        let mut healthier = base.clone();
+        let health_events = set_health(&mut healthier, &node, Health::Degraded);
+        let health_version = healthier.version();
+        let base_table = RoutingTable::build(&base);
+        group.bench_function("apply_health_change_and_patch_table", |b| {
+            b.iter_batched(
+                || base.clone(),
+                |mut s| {
+                    s.apply_events(health_version, &health_events).unwrap();
+                    base_table.next(&s, &health_events)
                 },
                 BatchSize::SmallInput,
             )

@@ -4,7 +4,11 @@
 //! over a sorted `[u64]` of range starts and a few indexed loads, with every string
 //! in one arena, so routing neither allocates nor chases pointers.
 
-use topology_model::{key_hash, Health, KeyRange, ShardStatus, TopologyState};
+use std::sync::Arc;
+
+use topology_model::{
+    key_hash, EventType, Health, KeyRange, ShardStatus, TopologyEvent, TopologyState,
+};
 
 use crate::error::RouteError;
 
@@ -40,6 +44,19 @@ struct NodeSlot {
 #[derive(Debug)]
 pub struct RoutingTable {
     version: u64,
+    /// Everything but node health, shared between versions that changed only health
+    /// (the health monitor's change sets, the most frequent kind).
+    layout: Arc<Layout>,
+    /// Node slots (id, address, health); registered nodes first, in id order.
+    nodes: Box<[NodeSlot]>,
+    /// How many of `nodes` are registered (the rest name unknown nodes).
+    registered: usize,
+    /// The model state this table was built from (O(1) to keep: persistent maps).
+    state: TopologyState,
+}
+
+#[derive(Debug)]
+struct Layout {
     /// Range starts in hash order; `starts[i]` belongs to `shards[i]`.
     starts: Box<[u64]>,
     /// `directory[p]`: the index of the shard holding hash `p << DIRECTORY_SHIFT`, so a
@@ -48,10 +65,7 @@ pub struct RoutingTable {
     directory: Box<[u32]>,
     shards: Box<[ShardSlot]>,
     replicas: Box<[u32]>,
-    nodes: Box<[NodeSlot]>,
     strings: String,
-    /// The model state this table was built from (O(1) to keep: persistent maps).
-    state: TopologyState,
 }
 
 /// A data node as a route names it.
@@ -85,6 +99,7 @@ impl RoutingTable {
                 health: n.health,
             });
         }
+        let registered = nodes.len();
         // A placement always names registered nodes (the model validates it); a
         // missing one would be a model bug, shown as an unknown node, never a panic.
         let slot_of = |id: &str, nodes: &mut Vec<NodeSlot>, arena: &mut Arena| -> u32 {
@@ -123,12 +138,53 @@ impl RoutingTable {
         }
         RoutingTable {
             version: state.version(),
-            directory: directory(&starts),
-            starts: starts.into(),
-            shards: shards.into(),
-            replicas: replicas.into(),
+            layout: Arc::new(Layout {
+                directory: directory(&starts),
+                starts: starts.into(),
+                shards: shards.into(),
+                replicas: replicas.into(),
+                strings: arena.0,
+            }),
             nodes: nodes.into(),
-            strings: arena.0,
+            registered,
+            state: state.clone(),
+        }
+    }
+
+    /// The table for `state`, which this table's state reached by `events`. When
+    /// they only changed node health, the layout is shared and only the node slots
+    /// are copied (O(nodes) instead of O(shards)); otherwise a full [`Self::build`].
+    pub fn next<'e>(
+        &self,
+        state: &TopologyState,
+        events: impl IntoIterator<Item = &'e TopologyEvent>,
+    ) -> RoutingTable {
+        let mut nodes = self.nodes.clone();
+        for e in events {
+            let patched = e.event_type == EventType::NodeHealthChange
+                && e.node_id.as_deref().is_some_and(|id| {
+                    let Some(now) = state.node(id) else {
+                        return false;
+                    };
+                    let registered = &self.nodes[..self.registered];
+                    let Ok(i) = registered.binary_search_by(|n| self.str(n.id).cmp(id)) else {
+                        return false;
+                    };
+                    if self.str(nodes[i].address) != now.address {
+                        return false;
+                    }
+                    nodes[i].health = now.health;
+                    true
+                });
+            if !patched {
+                return RoutingTable::build(state);
+            }
+        }
+        RoutingTable {
+            version: state.version(),
+            layout: Arc::clone(&self.layout),
+            nodes,
+            registered: self.registered,
             state: state.clone(),
         }
     }
@@ -142,7 +198,7 @@ impl RoutingTable {
     }
 
     pub fn shard_count(&self) -> usize {
-        self.shards.len()
+        self.layout.shards.len()
     }
 
     /// The model state behind this table (for snapshots and inspection).
@@ -163,19 +219,20 @@ impl RoutingTable {
     /// and indexed loads.
     #[inline]
     pub fn route_hash(&self, hash: u64) -> Result<RouteRef<'_>, RouteError> {
-        if self.starts.is_empty() {
+        let layout = &*self.layout;
+        if layout.starts.is_empty() {
             return Err(RouteError::NoShards);
         }
         // The owner of `hash` lies between the owners of its directory bucket's
         // first point and of the next bucket's first point.
         let p = (hash >> DIRECTORY_SHIFT) as usize;
-        let lo = self.directory[p] as usize;
-        let hi = self
+        let lo = layout.directory[p] as usize;
+        let hi = layout
             .directory
             .get(p + 1)
-            .map_or(self.starts.len(), |&i| i as usize + 1);
+            .map_or(layout.starts.len(), |&i| i as usize + 1);
         // The ranges partition the space from 0, so the owner is the last start <= hash.
-        let i = lo + self.starts[lo..hi].partition_point(|&s| s <= hash);
+        let i = lo + layout.starts[lo..hi].partition_point(|&s| s <= hash);
         if i == 0 {
             // Below the first start: impossible for a partition of the whole space.
             return Err(RouteError::NoShards);
@@ -202,7 +259,7 @@ impl RoutingTable {
     }
 
     fn str(&self, s: Str) -> &str {
-        &self.strings[s.start as usize..(s.start + s.len) as usize]
+        &self.layout.strings[s.start as usize..(s.start + s.len) as usize]
     }
 
     fn node(&self, i: u32) -> NodeRef<'_> {
@@ -257,7 +314,7 @@ impl<'a> RouteRef<'a> {
     }
 
     fn slot(&self) -> &'a ShardSlot {
-        &self.table.shards[self.slot as usize]
+        &self.table.layout.shards[self.slot as usize]
     }
 
     /// The topology version this answer comes from.
@@ -285,7 +342,10 @@ impl<'a> RouteRef<'a> {
     }
 
     pub fn key_range(&self) -> KeyRange {
-        KeyRange::new(self.table.starts[self.slot as usize], self.slot().end)
+        KeyRange::new(
+            self.table.layout.starts[self.slot as usize],
+            self.slot().end,
+        )
     }
 
     pub fn primary(&self) -> NodeRef<'a> {
@@ -296,7 +356,7 @@ impl<'a> RouteRef<'a> {
     pub fn replicas(&self) -> impl ExactSizeIterator<Item = NodeRef<'a>> + 'a {
         let s = self.slot();
         let table = self.table;
-        table.replicas[s.first as usize..(s.first + s.count) as usize]
+        table.layout.replicas[s.first as usize..(s.first + s.count) as usize]
             .iter()
             .map(move |&i| table.node(i))
     }

@@ -3,6 +3,8 @@
 
 use topology_model::{key_hash, Health, TopologyState};
 
+use std::sync::Arc;
+
 use super::*;
 use crate::testkit::{bootstrap_state, toggle_shard};
 
@@ -88,4 +90,38 @@ fn a_new_version_shows_the_new_epoch_and_health() {
         after.epoch_of(&id).unwrap()
     );
     assert!(Health::ALL.contains(&after.route_hash(h).unwrap().primary().health));
+}
+
+#[test]
+fn health_only_changes_patch_the_nodes_and_share_the_layout() {
+    use crate::testkit::set_health;
+    let mut state = bootstrap_state(6, 64);
+    let before = RoutingTable::build(&state);
+    let node = state.nodes().nth(2).unwrap().node_id.clone();
+    let events = set_health(&mut state, &node, Health::Unhealthy);
+    let after = before.next(&state, &events);
+    assert!(Arc::ptr_eq(&before.layout, &after.layout), "layout shared");
+    assert_eq!(after.version(), state.version());
+    let rebuilt = RoutingTable::build(&state);
+    for s in state.shards() {
+        let h = s.key_range.start.0;
+        let (a, b) = (after.route_hash(h).unwrap(), rebuilt.route_hash(h).unwrap());
+        assert_eq!(a.primary(), b.primary());
+        assert_eq!(
+            a.replicas().collect::<Vec<_>>(),
+            b.replicas().collect::<Vec<_>>()
+        );
+    }
+    assert!((0..64)
+        .map(|i| after.route_hash(i << 58).unwrap())
+        .flat_map(|r| std::iter::once(r.primary())
+            .chain(r.replicas())
+            .collect::<Vec<_>>())
+        .any(|n| n.node_id == node && n.health == Health::Unhealthy));
+    // A shard change is not health-only: a full build, a new layout.
+    let id = state.shards().next().unwrap().shard_id.clone();
+    let events = toggle_shard(&mut state, &id);
+    let next = after.next(&state, &events);
+    assert!(!Arc::ptr_eq(&after.layout, &next.layout));
+    assert!(next.epoch_of(&id).unwrap() > after.epoch_of(&id).unwrap());
 }

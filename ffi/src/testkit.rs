@@ -81,3 +81,25 @@ pub fn serve_snapshot(state: TopologyState) -> String {
     });
     addr
 }
+
+/// Sets one node's health (as the health monitor does) and returns the events.
+pub fn set_health(
+    state: &mut TopologyState,
+    node_id: &str,
+    health: topology_model::Health,
+) -> Vec<TopologyEvent> {
+    state
+        .apply(&Command::single(
+            state.timestamp() + 1,
+            Operation::SetHealth {
+                updates: vec![topology_model::HealthUpdate {
+                    node_id: node_id.to_string(),
+                    health,
+                    failure_count: 0,
+                    last_seen: state.timestamp() + 1,
+                    last_error: None,
+                }],
+            },
+        ))
+        .expect("health update applies")
+}

@@ -283,7 +283,15 @@ impl Worker {
         }
         if !applied.is_empty() {
             self.resync_streak = 0;
-            self.shared.publish(RoutingTable::build(state));
+            let first_previous = applied[0].0;
+            let table = match self.shared.table.load_full() {
+                // Health-only bursts share the previous table's layout.
+                Some(prev) if prev.version() == first_previous => {
+                    prev.next(state, applied.iter().flat_map(|(_, _, e)| e.iter()))
+                }
+                _ => RoutingTable::build(state),
+            };
+            self.shared.publish(table);
             for (previous, version, events) in &applied {
                 self.shared.dispatch(&Change {
                     previous_version: *previous,
