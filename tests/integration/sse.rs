@@ -364,3 +364,48 @@ fn subscribe_errors_and_idle_progress() {
     let metrics = server.get("/metrics").text();
     assert!(metrics.contains("concord_sse_subscribers 2"), "{metrics}");
 }
+
+#[test]
+fn subscribers_on_followers_receive_the_same_events_as_on_the_leader() {
+    use crate::cluster_support::{put_node, Cluster};
+    let cluster = Cluster::start(3, false, "");
+    let leader = cluster.leader(WAIT);
+    let servers = cluster.ids();
+    let (start, _) = cluster.converged(&servers, 0, WAIT);
+    let path = format!("/api/topology/subscribe?sinceVersion={start}");
+    let mut subs: Vec<(u64, SseClient)> = servers
+        .iter()
+        .map(|id| {
+            (
+                *id,
+                SseClient::connect(cluster.node(*id).client, &path, &[]),
+            )
+        })
+        .collect();
+    let mut last = start;
+    for i in 0..15 {
+        // Writes go to every server in turn: followers forward them to the leader.
+        let target = servers[i % servers.len()];
+        last = put_node(cluster.node(target).client, &format!("f{i}"), None)
+            .unwrap_or_else(|status| panic!("write through node {target} got {status}"));
+    }
+    let mut sequences = Vec::new();
+    for (id, sub) in subs.iter_mut() {
+        let events = sub
+            .events_through(last, WAIT)
+            .unwrap_or_else(|| panic!("node {id} streamed every version"));
+        assert_eq!(
+            ids(&events),
+            ((start + 1)..=last).collect::<Vec<_>>(),
+            "node {id}"
+        );
+        sequences.push((*id, topology_events(&events)));
+    }
+    let (_, on_leader) = sequences.iter().find(|(id, _)| *id == leader).unwrap();
+    for (id, seq) in &sequences {
+        assert_eq!(
+            seq, on_leader,
+            "node {id} streams exactly what the leader streams"
+        );
+    }
+}
