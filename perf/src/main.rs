@@ -3,6 +3,7 @@
 //! JSON report (and SVG charts) under `--out`. Method and results: perf/README.md.
 
 mod bandwidth;
+mod failover;
 mod health;
 mod http;
 mod load;
@@ -44,6 +45,8 @@ enum Scenario {
     Bandwidth(bandwidth::BandwidthArgs),
     /// The leader probes N simulated data nodes: CPU, probe latency, detection time.
     Health(health::HealthArgs),
+    /// A 3-server cluster, repeated leader kills: time until writes and subscribers resume.
+    Failover(failover::FailoverArgs),
     /// (internal) the reference server used by `reference`.
     #[command(hide = true)]
     ServeReference {
@@ -97,6 +100,7 @@ fn main() {
         Scenario::Health(args) => {
             health::run(&args, bin, &cli.out);
         }
+        Scenario::Failover(args) => failover::run(&args, bin, &cli.out),
         Scenario::ServeReference {
             addr,
             answer,

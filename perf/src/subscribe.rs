@@ -268,8 +268,9 @@ async fn subscribe_all(
 /// Incremental parser of an HTTP/1.1 chunked SSE response: reports the `id:` of
 /// every dispatched topology event (Progress and Reset excepted).
 #[derive(Default)]
-struct SseParser {
+pub(crate) struct SseParser {
     head_done: bool,
+    status: u16,
     raw: Vec<u8>,
     chunk_left: usize,
     line: Vec<u8>,
@@ -278,7 +279,12 @@ struct SseParser {
 }
 
 impl SseParser {
-    fn feed(&mut self, data: &[u8], mut on_event: impl FnMut(u64)) {
+    /// True when the response head said anything but 200 (e.g. 503: try elsewhere).
+    pub(crate) fn rejected(&self) -> bool {
+        self.head_done && self.status != 200
+    }
+
+    pub(crate) fn feed(&mut self, data: &[u8], mut on_event: impl FnMut(u64)) {
         self.raw.extend_from_slice(data);
         let mut pos = 0;
         if !self.head_done {
@@ -286,6 +292,10 @@ impl SseParser {
                 return;
             };
             self.head_done = true;
+            self.status = std::str::from_utf8(self.raw.get(9..12).unwrap_or(b"000"))
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             pos = end + 4;
         }
         loop {

@@ -165,3 +165,13 @@ fn health_probes_simulated_data_nodes() {
     assert!((3..=4).contains(&versions), "{r}");
     assert!(r["failure"]["recovered_ms"].as_f64().unwrap() > 0.0, "{r}");
 }
+
+#[test]
+fn failover_measures_writes_and_subscribers() {
+    let out = tempfile::tempdir().unwrap();
+    let r = run(out.path(), &["failover", "--runs", "1"]);
+    assert_eq!(r["each"].as_array().unwrap().len(), 1);
+    let write = r["write_accepted"]["max_us"].as_u64().unwrap();
+    let resumed = r["subscriber_resumed"]["max_us"].as_u64().unwrap();
+    assert!(write > 0 && resumed >= write, "{r}");
+}
