@@ -1,8 +1,9 @@
 //! The routing table: one immutable, flat copy of the topology per version, built
-//! for lookups. `TopologyState::shard_for_hash` walks a persistent B-tree and then a
-//! hash map keyed by shard id (about 0.7 µs); here a lookup is one binary search
-//! over a sorted `[u64]` of range starts and a few indexed loads, with every string
-//! in one arena, so routing neither allocates nor chases pointers.
+//! for lookups. `TopologyState::shard_for_hash` walks a persistent B-tree and then
+//! the shard map by id (measured: ~75 ns at 64 shards, 0.3-0.8 µs at 16k); here a
+//! lookup is a directory load, a short binary search over sorted range starts and a
+//! few indexed loads, with every string in one arena (10-30 ns), so routing neither
+//! allocates nor chases pointers.
 
 use std::sync::Arc;
 
