@@ -148,15 +148,19 @@ pub fn read_ok(answer: &ReadAnswer<'_>, body: &Encoded) -> Response<Body> {
     let version = answer.topo.version;
     let mut response = if not_modified(answer.request_headers, version) {
         let mut r = Response::new(Body::empty());
+        *r.headers_mut() = HeaderMap::with_capacity(12);
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else if answer.allow_gzip && accepts_gzip(answer.request_headers) {
         let mut r = Response::new(Body::full(body.gzip().clone()));
+        *r.headers_mut() = HeaderMap::with_capacity(12);
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
-        Response::new(Body::full(body.identity.clone()))
+        let mut r = Response::new(Body::full(body.identity.clone()));
+        *r.headers_mut() = HeaderMap::with_capacity(12);
+        r
     };
     let headers = response.headers_mut();
     if answer.allow_gzip {
