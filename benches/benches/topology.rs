@@ -3,6 +3,7 @@
 
 use std::hint::black_box;
 
+use concord_topo::notify::frames::VersionFrames;
 use concord_topo::publish::Published;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use topology_model::{key_hash, Command, NodeSpec, Operation, ShardStatus, TopologyState};
@@ -96,6 +97,19 @@ fn bench(c: &mut Criterion) {
     });
     let mut changed = state.clone();
     changed.apply(&toggle).expect("valid");
+    // What executor 0 (Raft) spends per applied change set: the new publication,
+    // including the SSE frames of its events (the big bodies are encoded lazily).
+    let previous = Published::build(state.clone(), 1, None);
+    group.bench_function("publish_next_version_with_sse_frames", |b| {
+        b.iter(|| black_box(Published::build(changed.clone(), 2, Some(&previous))))
+    });
+    let events = changed
+        .history()
+        .since(changed.version() - 1, usize::MAX)
+        .expect("held");
+    group.bench_function("sse_frames_encode_one_change_set", |b| {
+        b.iter(|| black_box(VersionFrames::encode(changed.version(), &events)))
+    });
     group.bench_function("delta_since_previous_version", |b| {
         b.iter(|| black_box(changed.history().since(changed.version() - 1, usize::MAX)))
     });
