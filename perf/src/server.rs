@@ -26,10 +26,20 @@ pub fn server_binary(explicit: Option<&Path>) -> PathBuf {
     )
 }
 
+/// A free loopback address for a server to bind later, below the ephemeral port range
+/// (32768+) so that no outgoing connection can take it in the meantime.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(40_503) % 16_000;
+    (0..16_000u32)
+        .map(|_| 16_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 16_000)
+        .find_map(|port| {
+            TcpListener::bind(("127.0.0.1", port as u16))
+                .and_then(|l| l.local_addr())
+                .ok()
+        })
+        .expect("a free loopback port between 16000 and 32000")
 }
 
 /// A running server, killed on drop.

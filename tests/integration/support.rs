@@ -26,12 +26,25 @@ pub fn server_binary() -> PathBuf {
     binary
 }
 
-/// A free loopback port (bound and released; the tiny race is acceptable in tests).
+/// A free loopback port for a server to bind later.
+///
+/// Chosen below Linux's ephemeral range (32768+): a port taken from the ephemeral range
+/// and released can be grabbed by any outgoing connection of a parallel test before the
+/// server binds it. Ports here are only ever handed out by this function (a counter from
+/// a per-process random start, each one checked by a bind).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 20_000;
+    let seed = std::process::id().wrapping_mul(2_654_435_761) % SPAN;
+    for _ in 0..SPAN {
+        let port = (LOW + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {}", LOW + SPAN)
 }
 
 /// A running `concord-topo` process, killed on drop.
