@@ -271,6 +271,7 @@ async fn start_control(
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
     glommio::spawn_local(track_raft(raft.watch(), shared.clone())).detach();
+    glommio::spawn_local(watch_leader_contact(raft.clone(), shared.clone())).detach();
     if let Some(sample) = config.sample_topology.clone() {
         glommio::spawn_local(bootstrap_sample(raft.clone(), shared.clone(), sample)).detach();
     }
@@ -334,6 +335,18 @@ async fn track_raft(mut watch: RaftWatch, shared: Arc<Shared>) {
         if !watch.changed().await {
             return;
         }
+    }
+}
+
+/// Tells the executors, every heartbeat interval, whether this server still hears a
+/// leader (SSE streams close once it has not for longer than the election timeout).
+async fn watch_leader_contact(raft: Rc<RaftNode>, shared: Arc<Shared>) {
+    let limit = shared.config.raft.election_timeout_max;
+    let tick = shared.config.raft.heartbeat_interval;
+    loop {
+        let reachable = raft.leader_silence().is_none_or(|silence| silence <= limit);
+        shared.raft.set_leader_reachable(reachable);
+        glommio::timer::sleep(tick).await;
     }
 }
 

@@ -409,3 +409,50 @@ fn subscribers_on_followers_receive_the_same_events_as_on_the_leader() {
         );
     }
 }
+
+/// Subscribes on `watched` (the leader or a follower), kills every other server, and
+/// checks that the idle stream ends soon after the election timeout.
+fn stream_closes_when_left_alone(watch_the_leader: bool) {
+    use crate::cluster_support::Cluster;
+    let mut cluster = Cluster::start(3, false, "");
+    let leader = cluster.leader(WAIT);
+    let watched = if watch_the_leader {
+        leader
+    } else {
+        *cluster.ids().iter().find(|id| **id != leader).unwrap()
+    };
+    let mut sub = SseClient::connect(cluster.node(watched).client, "/api/topology/subscribe", &[]);
+    assert_eq!(sub.status, 200);
+    let first = sub.next_event(WAIT).expect("the opening Progress");
+    assert_eq!(first.event, "Progress");
+    // No quorum is left, so no leader, for ever.
+    for id in cluster.ids() {
+        if id != watched {
+            cluster.kill(id);
+        }
+    }
+    // The stream is idle (heartbeats every 15 s by default), yet it must end soon after
+    // the election timeout, so its client moves on to a server that has a leader.
+    let started = std::time::Instant::now();
+    while sub.next_event(Duration::from_secs(10)).is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the stream kept going"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the stream should close within a few election timeouts, took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_stream_on_a_follower_closes_when_the_leader_is_gone() {
+    stream_closes_when_left_alone(false);
+}
+
+#[test]
+fn a_stream_on_a_leader_closes_when_it_loses_its_quorum() {
+    stream_closes_when_left_alone(true);
+}

@@ -169,12 +169,25 @@ async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
             continue;
         }
         let heartbeat_at = state.idle_since + notifications.heartbeat_interval;
-        let wake_at = heartbeat_at.min(state.closes_at);
+        let mut wake_at = heartbeat_at.min(state.closes_at);
+        // Leaderless: wake when the election timeout has run out, to close the stream.
+        if let Some(for_how_long) = ctx.shared.raft.leaderless_for() {
+            let limit = ctx.shared.config.raft.election_timeout_max;
+            let closes = now + limit.saturating_sub(for_how_long) + Duration::from_millis(1);
+            wake_at = wake_at.min(closes);
+        }
+        let leader_lost = ctx.shared.raft.on_leader_lost();
         let timed_out = futures_lite::future::or(
-            async {
-                changed.await;
-                false
-            },
+            futures_lite::future::or(
+                async {
+                    changed.await;
+                    false
+                },
+                async {
+                    leader_lost.await;
+                    false
+                },
+            ),
             async {
                 glommio::timer::sleep(wake_at.saturating_duration_since(now)).await;
                 true

@@ -93,6 +93,8 @@ pub struct RaftNode {
     /// Connections to the other servers (shared with openraft's network).
     peers: Rc<PeerPool>,
     forward_timeout: Duration,
+    /// When an append (or heartbeat) from a leader was last accepted here.
+    last_leader_contact: std::cell::Cell<Option<std::time::Instant>>,
 }
 
 /// A subscription to changes of the node's [`RaftSummary`].
@@ -174,7 +176,34 @@ impl RaftNode {
             node_id: options.node_id,
             peers,
             forward_timeout: options.forward_timeout,
+            last_leader_contact: std::cell::Cell::new(None),
         })
+    }
+
+    /// Records that a leader's append or heartbeat was just accepted (peer listener).
+    pub fn note_leader_contact(&self) {
+        self.last_leader_contact
+            .set(Some(std::time::Instant::now()));
+    }
+
+    /// How long ago this server last heard its leader, or, leading, a quorum:
+    /// `None` while that is not known to be stale (a single voter always hears itself).
+    /// openraft keeps reporting the old leader on a cut-off follower (pre-vote stops it
+    /// from campaigning), so this, not `current_leader`, tells that the leader is gone.
+    pub fn leader_silence(&self) -> Option<Duration> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        if m.current_leader.is_none() {
+            return Some(Duration::MAX);
+        }
+        if m.state == ServerState::Leader {
+            let voters = m.membership_config.membership().voter_ids().count();
+            if voters <= 1 {
+                return None;
+            }
+            return m.last_quorum_acked.as_ref().map(|t| t.elapsed());
+        }
+        self.last_leader_contact.get().map(|t| t.elapsed())
     }
 
     /// Initialises a brand-new cluster with `members`; a no-op when this node's

@@ -20,6 +20,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
+use openraft::raft::AppendEntriesResponse;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -199,7 +200,14 @@ async fn dispatch(
     let answer = match path {
         wire::APPEND => {
             let rpc = decoded(body, path)?;
-            binary(&raft.append_entries(rpc).await.map_err(|e| e.to_string()))
+            let answer = raft.append_entries(rpc).await;
+            if answer
+                .as_ref()
+                .is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote(_)))
+            {
+                node.note_leader_contact();
+            }
+            binary(&answer.map_err(|e| e.to_string()))
         }
         wire::VOTE => {
             let rpc = decoded(body, path)?;
