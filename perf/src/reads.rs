@@ -73,6 +73,7 @@ fn request_for(route: ReadRoute, addr: SocketAddr) -> Vec<u8> {
 }
 
 fn run_at(addr: SocketAddr, request: &[u8], args: &ReadArgs, rate: u64) -> LoadResult {
+    let _progress = report::progress(&format!("{rate} req/s"), args.duration);
     load::run(LoadSpec {
         addr,
         request: request.to_vec(),

@@ -160,3 +160,50 @@ pub fn write_svg(path: &Path, title: &str, x_label: &str, y_label: &str, series:
     std::fs::write(path, svg).expect("write chart");
     println!("  chart:  {}", path.display());
 }
+
+/// A progress line on stderr (`\r`-refreshed every second) while a bounded phase runs;
+/// dropping it ends the line.
+pub struct Progress {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts a progress line for a phase expected to last `expected` seconds.
+pub fn progress(label: &str, expected: f64) -> Progress {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let label = label.to_string();
+    let thread = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        while !flag.load(Ordering::Relaxed) {
+            eprint!(
+                "\r  {label}: {:.0} / {expected:.0} s ",
+                started.elapsed().as_secs_f64()
+            );
+            for _ in 0..10 {
+                if flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        eprintln!(
+            "\r  {label}: done in {:.1} s   ",
+            started.elapsed().as_secs_f64()
+        );
+    });
+    Progress {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

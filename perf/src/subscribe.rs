@@ -85,6 +85,10 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
     }
     let rss_connected = server::rss_bytes(server.pid());
     // The writes, paced, from this thread.
+    let progress = report::progress(
+        &format!("{} writes to {} subscribers", args.writes, args.subscribers),
+        args.writes as f64 / args.write_rate,
+    );
     let mut writes: Vec<(u64, Instant, Instant)> = Vec::with_capacity(args.writes);
     let gap = Duration::from_secs_f64(1.0 / args.write_rate);
     let begin = Instant::now();
@@ -112,6 +116,7 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
     let last = writes.last().map_or(start_version, |w| w.0);
     target.store(last, Ordering::Relaxed);
     let arrivals = receiver.join().expect("subscribers finished");
+    drop(progress);
     let rss_after = server::rss_bytes(server.pid());
     drop(server);
 
