@@ -28,9 +28,6 @@ pub struct RaftView {
     /// Milliseconds since `epoch` when the leader was last lost; u64::MAX while one is known.
     leaderless_since_ms: AtomicU64,
     epoch: std::sync::OnceLock<std::time::Instant>,
-    /// Notified when this server loses its leader (SSE streams must then close
-    /// after the election timeout even if they are idle).
-    leader_lost: event_listener::Event,
 }
 
 impl Default for RaftView {
@@ -42,7 +39,6 @@ impl Default for RaftView {
             applied_index: AtomicU64::new(0),
             leaderless_since_ms: AtomicU64::new(0),
             epoch: std::sync::OnceLock::new(),
-            leader_lost: event_listener::Event::new(),
         }
     }
 }
@@ -63,14 +59,15 @@ impl RaftView {
     }
 
     /// Records whether this server hears a leader (its own quorum, when it leads);
-    /// losing it starts the clock of [`Self::leaderless_for`] and wakes SSE streams.
-    pub fn set_leader_reachable(&self, reachable: bool) {
+    /// losing it starts the clock of [`Self::leaderless_for`]. True when it was just lost.
+    pub fn set_leader_reachable(&self, reachable: bool) -> bool {
         if reachable {
             self.leaderless_since_ms.store(u64::MAX, Relaxed);
         } else if self.leaderless_since_ms.load(Relaxed) == u64::MAX {
             self.leaderless_since_ms.store(self.now_ms(), Relaxed);
-            self.leader_lost.notify(usize::MAX);
+            return true;
         }
+        false
     }
 
     pub fn update(&self, term: u64, leader: Option<u64>, is_leader: bool, applied_index: u64) {
@@ -78,11 +75,6 @@ impl RaftView {
         self.leader.store(leader.unwrap_or(0), Relaxed);
         self.is_leader.store(is_leader, Relaxed);
         self.applied_index.store(applied_index, Relaxed);
-    }
-
-    /// Resolves when this server next loses its leader.
-    pub fn on_leader_lost(&self) -> event_listener::EventListener {
-        self.leader_lost.listen()
     }
 
     pub fn term(&self) -> u64 {

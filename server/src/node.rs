@@ -345,7 +345,10 @@ async fn watch_leader_contact(raft: Rc<RaftNode>, shared: Arc<Shared>) {
     let tick = shared.config.raft.heartbeat_interval;
     loop {
         let reachable = raft.leader_silence().is_none_or(|silence| silence <= limit);
-        shared.raft.set_leader_reachable(reachable);
+        if shared.raft.set_leader_reachable(reachable) {
+            // Wake every executor's idle SSE streams so they see it and schedule their close.
+            shared.hub.poke();
+        }
         glommio::timer::sleep(tick).await;
     }
 }

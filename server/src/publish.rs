@@ -247,6 +247,12 @@ impl PublicationHub {
     /// a wake-up is already pending, which will read this newer value).
     pub fn publish(&self, published: Arc<Published>) {
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = published;
+        self.poke();
+    }
+
+    /// Wakes every executor's waiters without a new version (they re-check conditions
+    /// that changed outside the topology, such as losing the leader).
+    pub fn poke(&self) {
         for tick in &self.ticks {
             let _ = tick.try_send(());
         }

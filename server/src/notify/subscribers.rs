@@ -81,6 +81,8 @@ struct StreamState {
     pending: VecDeque<Bytes>,
     closes_at: Instant,
     idle_since: Instant,
+    /// Heartbeat / close / leader-loss deadline, reset per wait rather than made anew.
+    timer: glommio::timer::Timer,
 }
 
 impl Drop for StreamState {
@@ -115,6 +117,7 @@ pub fn open(ctx: Rc<ExecutorContext>, start: StreamStart) -> impl Stream<Item = 
     let state = StreamState {
         closes_at: now + jitter(notifications.subscription_timeout, 0.1),
         idle_since: now,
+        timer: glommio::timer::Timer::new(notifications.heartbeat_interval),
         ctx,
         subscriber,
         filter: start.filter,
@@ -176,20 +179,16 @@ async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
             let closes = now + limit.saturating_sub(for_how_long) + Duration::from_millis(1);
             wake_at = wake_at.min(closes);
         }
-        let leader_lost = ctx.shared.raft.on_leader_lost();
+        // (Losing the leader pokes every executor's publication, which wakes `changed`.)
+        state.timer.reset(wake_at.saturating_duration_since(now));
+        let timer = &mut state.timer;
         let timed_out = futures_lite::future::or(
-            futures_lite::future::or(
-                async {
-                    changed.await;
-                    false
-                },
-                async {
-                    leader_lost.await;
-                    false
-                },
-            ),
             async {
-                glommio::timer::sleep(wake_at.saturating_duration_since(now)).await;
+                changed.await;
+                false
+            },
+            async {
+                timer.await;
                 true
             },
         )
