@@ -6,30 +6,13 @@ use std::hint::black_box;
 use concord_topo::notify::frames::VersionFrames;
 use concord_topo::publish::Published;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use topology_model::{key_hash, Command, NodeSpec, Operation, ShardStatus, TopologyState};
+use topology_model::{key_hash, Command, Operation, ShardStatus, TopologyState};
 
 const NODES: u32 = 1_000;
 const SHARDS: u32 = 16_384;
 
 fn large_state() -> TopologyState {
-    let mut state = TopologyState::new(10_000);
-    let nodes = (0..NODES)
-        .map(|i| NodeSpec {
-            node_id: format!("node-{i:04}"),
-            address: format!("10.0.{}.{}:7000", i / 250, i % 250),
-        })
-        .collect();
-    state
-        .apply(&Command::single(
-            1,
-            Operation::Bootstrap {
-                nodes,
-                shard_count: SHARDS,
-                replication_factor: 3,
-            },
-        ))
-        .expect("bootstrap");
-    state
+    topology_model::sample::bootstrapped(NODES, SHARDS, 10_000)
 }
 
 fn bench(c: &mut Criterion) {

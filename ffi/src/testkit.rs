@@ -1,28 +1,11 @@
 //! Sample topologies for this crate's tests and benchmarks (not part of the API).
 
-use topology_model::{Command, NodeSpec, Operation, ShardStatus, TopologyEvent, TopologyState};
+use topology_model::{Command, Operation, ShardStatus, TopologyEvent, TopologyState};
 
 /// `nodes` data nodes and `shards` shards (replication factor 3, or fewer nodes),
-/// bootstrapped in one change set: version 1.
+/// bootstrapped in one change set: version 1. No history: clients keep none.
 pub fn bootstrap_state(nodes: u32, shards: u32) -> TopologyState {
-    let mut state = TopologyState::new(0);
-    let specs = (0..nodes)
-        .map(|i| NodeSpec {
-            node_id: format!("node-{i:04}"),
-            address: format!("10.0.{}.{}:7000", i / 250, i % 250),
-        })
-        .collect();
-    state
-        .apply(&Command::single(
-            1,
-            Operation::Bootstrap {
-                nodes: specs,
-                shard_count: shards,
-                replication_factor: 3.min(nodes),
-            },
-        ))
-        .expect("bootstrap applies");
-    state
+    topology_model::sample::bootstrapped(nodes, shards, 0)
 }
 
 /// Applies one single-shard change (a status toggle) and returns its events.

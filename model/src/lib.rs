@@ -27,6 +27,7 @@ mod history;
 mod ops;
 mod partition;
 mod replay;
+pub mod sample;
 mod shard_ops;
 mod stage;
 mod state;
