@@ -5,8 +5,7 @@
 //! Every wait here is bounded in time and fails the test with what it last saw.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::proxy::Partitions;
-use crate::support::{free_port, parse_response, server_binary, Response};
+use crate::support::{free_port, raw_exchange_within, request_bytes, server_binary, Response};
 
 /// The configuration of every test server, with `raft_extra` (indented YAML lines)
 /// added to its `raft:` section.
@@ -340,7 +339,7 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Optio
     }
 }
 
-/// One HTTP/1.1 exchange (`Connection: close`) with a bound on the whole of it.
+/// One HTTP/1.1 exchange (`Connection: close`) with `limit` on each read and write.
 pub fn http(
     addr: SocketAddr,
     method: &str,
@@ -349,22 +348,8 @@ pub fn http(
     body: &[u8],
     limit: Duration,
 ) -> std::io::Result<Response> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if !body.is_empty() || matches!(method, "POST" | "PUT") {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    head.push_str("\r\n");
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(limit))?;
-    stream.set_write_timeout(Some(limit))?;
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    let mut data = Vec::new();
-    stream.read_to_end(&mut data)?;
-    parse_response(&data)
+    let raw = request_bytes(addr, method, path, headers, body);
+    raw_exchange_within(addr, &raw, limit)
 }
 
 /// Registers data node `name` through the server at `addr`: the version on success,

@@ -264,6 +264,17 @@ pub fn try_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
+    raw_exchange(addr, &request_bytes(addr, method, path, headers, body))
+}
+
+/// The bytes of one `Connection: close` request.
+pub fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -274,13 +285,23 @@ pub fn try_request(
     head.push_str("\r\n");
     let mut raw = head.into_bytes();
     raw.extend_from_slice(body);
-    raw_exchange(addr, &raw)
+    raw
 }
 
 /// Sends `raw` bytes as they are and parses whatever comes back.
 pub fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Response> {
+    raw_exchange_within(addr, raw, Duration::from_secs(30))
+}
+
+/// [`raw_exchange`] with `limit` on each read and write.
+pub fn raw_exchange_within(
+    addr: SocketAddr,
+    raw: &[u8],
+    limit: Duration,
+) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_read_timeout(Some(limit))?;
+    stream.set_write_timeout(Some(limit))?;
     stream.write_all(raw)?;
     let mut data = Vec::new();
     stream.read_to_end(&mut data)?;
