@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::query::Query;
 use super::response::{self, Body};
-use super::write::{parse, read_body, unauthorized};
+use super::write::{parse, read_body, required, unauthorized};
 use crate::control::{ClusterStatus, MembershipError};
 use crate::executor::ExecutorContext;
 
@@ -71,11 +71,8 @@ pub async fn handle(
         Ok(body) => body.to_vec(),
         Err((status, message)) => return fail(status, &message),
     };
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            "the request body is empty; a JSON object is required",
-        );
+    if let Err(message) = required(&mut body) {
+        return fail(StatusCode::BAD_REQUEST, &message);
     }
     let control = &ctx.shared.control;
     let (outcome, message) = match route {

@@ -28,14 +28,24 @@ enum Route<'a> {
 fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
     use read::ReadRoute as R;
     use write::WriteRoute as W;
-    let segments: Vec<&str> = path
+    // No route has more than six segments: split into a stack array, no allocation.
+    let mut parts = [""; 7];
+    let mut count = 0;
+    for segment in path
         .trim_start_matches('/')
         .trim_end_matches('/')
         .split('/')
-        .collect();
+    {
+        if count == parts.len() {
+            return Err(StatusCode::NOT_FOUND);
+        }
+        parts[count] = segment;
+        count += 1;
+    }
+    let segments = &parts[..count];
     let get = method == Method::GET || method == Method::HEAD;
     let wrong_method = Err(StatusCode::METHOD_NOT_ALLOWED);
-    let found = match segments.as_slice() {
+    let found = match segments {
         ["api", "topology", tail @ ..] => match (tail, method) {
             (["snapshot"], _) if get => Route::Read(R::Snapshot),
             (["shards"], _) if get => Route::Read(R::Shards),
@@ -93,6 +103,21 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
     Ok(found)
 }
 
+impl Route<'_> {
+    /// The route without its borrow of the path, when it has none (every route but
+    /// the writes, whose ids point into the path).
+    fn detached(self) -> Option<Route<'static>> {
+        match self {
+            Route::Read(r) => Some(Route::Read(r)),
+            Route::Subscribe => Some(Route::Subscribe),
+            Route::Health => Some(Route::Health),
+            Route::Cluster(c) => Some(Route::Cluster(c)),
+            Route::Probe(p) => Some(Route::Probe(p)),
+            Route::Write(_) => None,
+        }
+    }
+}
+
 /// Serves one request; never panics on client input, always answers.
 pub async fn handle(
     req: Request<Incoming>,
@@ -100,8 +125,16 @@ pub async fn handle(
     connection: Rc<ConnectionGuard>,
 ) -> Response<Body> {
     let started = Instant::now();
-    let path = req.uri().path().to_string();
-    let matched = route(req.method(), &path);
+    // Reads (the hot path) match on the borrowed path; only routes that keep a borrow
+    // of it (writes) or report it (404/405) copy it, so the request can move on.
+    let path_copy: String;
+    let matched = match route(req.method(), req.uri().path()).map(Route::detached) {
+        Ok(Some(found)) => Ok(found),
+        _ => {
+            path_copy = req.uri().path().to_string();
+            route(req.method(), &path_copy)
+        }
+    };
     let class = match &matched {
         Ok(Route::Read(_)) => RouteClass::Read,
         Ok(Route::Subscribe) => RouteClass::Subscribe,
@@ -123,6 +156,7 @@ pub async fn handle(
             Ok(Route::Probe(p)) => ops::probe(p, &ctx),
             Err(status) => {
                 let published = ctx.published.current();
+                let path = req.uri().path();
                 let message = if status == StatusCode::NOT_FOUND {
                     format!("no route for {path}")
                 } else {

@@ -140,7 +140,7 @@ fn parse_optional<T: DeserializeOwned + Default>(body: &mut [u8]) -> Result<T, S
     }
 }
 
-fn required(body: &mut [u8]) -> Result<&mut [u8], String> {
+pub(crate) fn required(body: &mut [u8]) -> Result<&mut [u8], String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         Err("the request body is empty; a JSON object is required".into())
     } else {
