@@ -23,11 +23,11 @@ if [ "$(cbindgen --version 2>/dev/null || true)" != "cbindgen $CBINDGEN_VERSION"
     cargo install cbindgen --version "=$CBINDGEN_VERSION" --locked --quiet
 fi
 mkdir -p target
-cbindgen --quiet --config ffi/cbindgen.toml --crate concordkv-topology \
+cbindgen --quiet --config ffi/cbindgen.toml --crate concord-client \
     --output target/concordkv_topology.h ffi
 if ! diff -u include/concordkv_topology.h target/concordkv_topology.h; then
     echo "include/concordkv_topology.h is out of date: regenerate it with" >&2
-    echo "  cbindgen --config ffi/cbindgen.toml --crate concordkv-topology --output include/concordkv_topology.h ffi" >&2
+    echo "  cbindgen --config ffi/cbindgen.toml --crate concord-client --output include/concordkv_topology.h ffi" >&2
     exit 1
 fi
 echo "include/concordkv_topology.h is up to date (cbindgen $CBINDGEN_VERSION)"

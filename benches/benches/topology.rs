@@ -3,16 +3,16 @@
 
 use std::hint::black_box;
 
+use concord_model::{key_hash, Command, Operation, ShardStatus, TopologyState};
 use concord_topo::notify::frames::VersionFrames;
 use concord_topo::publish::Published;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use topology_model::{key_hash, Command, Operation, ShardStatus, TopologyState};
 
 const NODES: u32 = 1_000;
 const SHARDS: u32 = 16_384;
 
 fn large_state() -> TopologyState {
-    topology_model::sample::bootstrapped(NODES, SHARDS, 10_000)
+    concord_model::sample::bootstrapped(NODES, SHARDS, 10_000)
 }
 
 fn bench(c: &mut Criterion) {

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::Guard;
-use topology_model::{key_hash, KeyRange, ShardStatus, TopologySnapshot};
+use concord_model::{key_hash, KeyRange, ShardStatus, TopologySnapshot};
 
 use crate::error::{OptionsError, RouteError, WaitError};
 use crate::options::ClientOptions;

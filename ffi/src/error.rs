@@ -4,7 +4,7 @@
 
 use std::io;
 
-use topology_model::{ApplyEventsError, SnapshotError};
+use concord_model::{ApplyEventsError, SnapshotError};
 
 use crate::sse::SseError;
 use crate::wire::WireError;

@@ -31,13 +31,13 @@ mod wire;
 mod worker;
 
 pub use client::{Route, TopologyClient};
+pub use concord_model::{
+    key_hash, EventType, Health, ShardStatus, TopologyEvent, TopologySnapshot,
+};
 pub use error::{OptionsError, RouteError, WaitError};
 pub use options::{ClientOptions, ReadConsistency};
 pub use shared::{Change, ChangeCallback, ClientStats, ListenerId};
 pub use table::{NodeRef, RouteRef, RoutingTable};
-pub use topology_model::{
-    key_hash, EventType, Health, ShardStatus, TopologyEvent, TopologySnapshot,
-};
 
 /// The SSE parser, public for fuzzing and tests of other crates.
 #[doc(hidden)]

@@ -10,7 +10,7 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use topology_model::TopologyEvent;
+use concord_model::TopologyEvent;
 
 use crate::table::RoutingTable;
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use topology_model::{TopologyEvent, TopologyState};
+use concord_model::{TopologyEvent, TopologyState};
 
 use crate::error::SyncError;
 use crate::http::{BodyDecoder, Read};

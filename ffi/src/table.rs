@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use topology_model::{
+use concord_model::{
     key_hash, EventType, Health, KeyRange, ShardStatus, TopologyEvent, TopologyState,
 };
 

@@ -1,7 +1,7 @@
 //! The flat routing table agrees with the model's own lookup everywhere, borders
 //! included, and carries each shard's placement and each node's health.
 
-use topology_model::{key_hash, Health, TopologyState};
+use concord_model::{key_hash, Health, TopologyState};
 
 use std::sync::Arc;
 

@@ -1,11 +1,11 @@
 //! Sample topologies for this crate's tests and benchmarks (not part of the API).
 
-use topology_model::{Command, Operation, ShardStatus, TopologyEvent, TopologyState};
+use concord_model::{Command, Operation, ShardStatus, TopologyEvent, TopologyState};
 
 /// `nodes` data nodes and `shards` shards (replication factor 3, or fewer nodes),
 /// bootstrapped in one change set: version 1. No history: clients keep none.
 pub fn bootstrap_state(nodes: u32, shards: u32) -> TopologyState {
-    topology_model::sample::bootstrapped(nodes, shards, 0)
+    concord_model::sample::bootstrapped(nodes, shards, 0)
 }
 
 /// Applies one single-shard change (a status toggle) and returns its events.
@@ -69,13 +69,13 @@ pub fn serve_snapshot(state: TopologyState) -> String {
 pub fn set_health(
     state: &mut TopologyState,
     node_id: &str,
-    health: topology_model::Health,
+    health: concord_model::Health,
 ) -> Vec<TopologyEvent> {
     state
         .apply(&Command::single(
             state.timestamp() + 1,
             Operation::SetHealth {
-                updates: vec![topology_model::HealthUpdate {
+                updates: vec![concord_model::HealthUpdate {
                     node_id: node_id.to_string(),
                     health,
                     failure_count: 0,

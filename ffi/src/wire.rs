@@ -2,8 +2,8 @@
 //! buffer): the `{success, message, version, ...}` envelope of
 //! `GET /api/topology/snapshot[?since=V]`, and the `data:` of SSE events.
 
+use concord_model::{TopologyEvent, TopologySnapshot};
 use serde::Deserialize;
-use topology_model::{TopologyEvent, TopologySnapshot};
 
 #[derive(Debug, thiserror::Error)]
 #[error("malformed {what}: {detail}")]

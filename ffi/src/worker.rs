@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use topology_model::{TopologyEvent, TopologySnapshot, TopologyState};
+use concord_model::{TopologyEvent, TopologySnapshot, TopologyState};
 
 use crate::backoff::{self, Backoff};
 use crate::error::SyncError;

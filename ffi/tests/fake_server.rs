@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use concord_model::TopologyState;
 use concordkv_topology::testkit::{bootstrap_state, toggle_shard};
 use concordkv_topology::{ClientOptions, TopologyClient, TopologyEvent};
-use topology_model::TopologyState;
 
 const WAIT: Duration = Duration::from_secs(10);
 

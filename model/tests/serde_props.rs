@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use concord_model::*;
 use proptest::prelude::*;
-use topology_model::*;
 
 fn id() -> impl Strategy<Value = String> {
     "[A-Za-z0-9._-]{1,12}"

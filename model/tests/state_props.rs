@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
+use concord_model::*;
 use proptest::prelude::*;
-use topology_model::*;
 
 fn build(
     st: &TopologyState,

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use concord_model::{ApplyError, Command};
 use serde::Serialize;
-use topology_model::{ApplyError, Command};
 
 /// Why a write was not applied.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ use crate::executor::{ExecutorContext, RaftView, Shared};
 use crate::metrics::ExecutorMetrics;
 use crate::publish::{follow_hub, LocalPublished, PublicationHub, Published};
 use crate::raft::{RaftNode, RaftOptions, RaftWatch};
-use topology_model::{Command, NodeSpec, Operation, TopologyState};
+use concord_model::{Command, NodeSpec, Operation, TopologyState};
 
 /// Why the server could not start (each a one-line reason for the operator).
 #[derive(Debug, thiserror::Error)]

@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use concord_model::{TopologySnapshot, TopologyState};
 use serde::Serialize;
-use topology_model::{TopologySnapshot, TopologyState};
 
 use crate::notify::frames::{reset_frame, VersionFrames};
 
@@ -103,7 +103,7 @@ pub struct Published {
     reset_frame: OnceLock<Bytes>,
     /// SSE frames of the versions the event history still holds, oldest first,
     /// contiguous by version; shared with the previous publication (O(1) clone).
-    pub frames: topology_model::imbl::Vector<Arc<VersionFrames>>,
+    pub frames: concord_model::imbl::Vector<Arc<VersionFrames>>,
 }
 
 impl Published {

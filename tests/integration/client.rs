@@ -1,4 +1,4 @@
-//! The caching router client (`ffi/`, crate `concordkv-topology`) against real
+//! The caching router client (`ffi/`, crate `concord-client`) against real
 //! `concord-topo` processes: its Rust API, its C ABI from C and C++ programs (plain
 //! and under ASan/UBSan), the Python ctypes package, and failover between three
 //! servers. Routes are compared with the server's own shard map for the same key
@@ -128,7 +128,7 @@ pub fn lib_dir() -> PathBuf {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut build = Command::new(cargo);
             build
-                .args(["build", "--quiet", "-p", "concordkv-topology", "--lib"])
+                .args(["build", "--quiet", "-p", "concord-client", "--lib"])
                 .current_dir(repo_root());
             if dir.file_name().is_some_and(|p| p == "release") {
                 build.arg("--release");
@@ -136,7 +136,7 @@ pub fn lib_dir() -> PathBuf {
             let out = build.output().expect("cargo runs");
             assert!(
                 out.status.success(),
-                "cargo build -p concordkv-topology failed:\n{}",
+                "cargo build -p concord-client failed:\n{}",
                 String::from_utf8_lossy(&out.stderr)
             );
             for lib in ["libconcordkv_topology.so", "libconcordkv_topology.a"] {

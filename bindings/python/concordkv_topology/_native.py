@@ -151,7 +151,7 @@ def find_library(path: Optional[str] = None) -> Path:
             return candidate
     raise OSError(
         f"libconcordkv_topology.so not found: set {ENV_VAR} or run "
-        "`cargo build -p concordkv-topology`"
+        "`cargo build -p concord-client`"
     )
 
 

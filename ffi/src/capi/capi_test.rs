@@ -85,7 +85,7 @@ fn key_hash_checks_its_arguments() {
         concordkv_key_hash(b"k".as_ptr(), 1, &mut h),
         concordkv_result::Ok
     );
-    assert_eq!(h, topology_model::key_hash(b"k"));
+    assert_eq!(h, concord_model::key_hash(b"k"));
 }
 
 #[test]

@@ -34,9 +34,9 @@ pub enum concordkv_event_type {
     ConfigChange = 10,
 }
 
-impl From<topology_model::EventType> for concordkv_event_type {
-    fn from(t: topology_model::EventType) -> Self {
-        use topology_model::EventType as E;
+impl From<concord_model::EventType> for concordkv_event_type {
+    fn from(t: concord_model::EventType) -> Self {
+        use concord_model::EventType as E;
         match t {
             E::NodeJoin => Self::NodeJoin,
             E::NodeLeave => Self::NodeLeave,

@@ -236,7 +236,7 @@ pub extern "C" fn concordkv_key_hash(
         if key.is_empty() {
             return concordkv_result::EmptyKey;
         }
-        *out = topology_model::key_hash(key);
+        *out = concord_model::key_hash(key);
         concordkv_result::Ok
     })
 }

@@ -4,7 +4,7 @@
 
 use std::ffi::c_char;
 
-use topology_model::{Health, ShardStatus};
+use concord_model::{Health, ShardStatus};
 
 use super::concordkv_result;
 use crate::table::{NodeRef, RouteRef};

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use concord_model::*;
 use proptest::prelude::*;
-use topology_model::*;
 
 pub const NODES: u8 = 6;
 

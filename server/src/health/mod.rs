@@ -21,8 +21,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use concord_model::Health;
 use serde::{Deserialize, Serialize};
-use topology_model::Health;
 
 use crate::config::ProbeKind;
 use crate::control::WriteError;

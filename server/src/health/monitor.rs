@@ -11,8 +11,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use concord_model::{ApplyErrorKind, Command, HealthUpdate, Operation};
 use glommio::sync::Semaphore;
-use topology_model::{ApplyErrorKind, Command, HealthUpdate, Operation};
 
 use super::probe::{self, CheckResult, ProbeSettings};
 use super::schedule::{self, Target};

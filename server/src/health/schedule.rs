@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use topology_model::{NodeMap, NodeStatus};
+use concord_model::{NodeMap, NodeStatus};
 
 use crate::config::ProbeKind;
 
@@ -105,7 +105,7 @@ pub fn next_start(previous_start: Instant, interval: Duration, now: Instant) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use topology_model::{Command, Operation, TopologyState};
+    use concord_model::{Command, Operation, TopologyState};
 
     fn nodes(specs: &[(&str, Option<&str>)]) -> TopologyState {
         let mut st = TopologyState::new(10);

@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use topology_model::{Health, HealthUpdate, NodeMap, NodeStatus, MAX_ERROR_LEN};
+use concord_model::{Health, HealthUpdate, NodeMap, NodeStatus, MAX_ERROR_LEN};
 
 /// The two thresholds of `topology.health_check`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

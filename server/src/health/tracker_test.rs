@@ -2,7 +2,7 @@
 //! design §5 with the decisions committed through the real model state machine.
 
 use super::*;
-use topology_model::{Command, EventType, Operation, TopologyState};
+use concord_model::{Command, EventType, Operation, TopologyState};
 
 const T3_2: Thresholds = Thresholds {
     failure: 3,

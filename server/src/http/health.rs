@@ -6,10 +6,10 @@
 //! over the peer port and answers with the leader's report (503 naming the leader when
 //! none is reachable).
 
+use concord_model::check_id;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
-use topology_model::check_id;
 
 use super::query::Query;
 use super::response::{self, Body};

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
+use concord_model::{HistoryError, TopologyEvent};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
-use topology_model::{HistoryError, TopologyEvent};
 
 use super::query::Query;
 use super::response::{self, Body, ReadAnswer};

@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use concord_model::{
+    ApplyErrorKind, Command, HashPoint, KeyRange, NodeSpec, Operation, ShardStatus,
+};
 use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use topology_model::{
-    ApplyErrorKind, Command, HashPoint, KeyRange, NodeSpec, Operation, ShardStatus,
-};
 
 use super::query::Query;
 use super::response::{self, Body};

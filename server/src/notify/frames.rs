@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use bytes::Bytes;
-use topology_model::{EventType, TopologyEvent, TopologySnapshot};
+use concord_model::{EventType, TopologyEvent, TopologySnapshot};
 
 /// One event of a change set: `event:` + `data:` lines and the blank line.
 #[derive(Debug)]

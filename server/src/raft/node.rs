@@ -19,10 +19,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use concord_model::{Command, TopologyState};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 use openraft::{BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
-use topology_model::{Command, TopologyState};
 
 use super::log_store::{LogStoreConfig, LogStoreError};
 use super::network::PeerNetwork;

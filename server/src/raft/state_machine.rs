@@ -19,6 +19,8 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use concord_model::TopologyEvent;
+use concord_model::TopologyState;
 use futures_util::Stream;
 use futures_util::StreamExt;
 use openraft::entry::RaftEntry;
@@ -27,8 +29,6 @@ use openraft::storage::RaftSnapshotBuilder;
 use openraft::storage::RaftStateMachine;
 use openraft::AsyncRuntime;
 use openraft::EntryPayload;
-use topology_model::TopologyEvent;
-use topology_model::TopologyState;
 
 use crate::raft::runtime::GlommioRuntime;
 use crate::raft::snapshot_store::seal;

@@ -3,11 +3,11 @@
 
 use std::fmt;
 
+use concord_model::ApplyError;
+use concord_model::Command;
 use openraft::BasicNode;
 use serde::Deserialize;
 use serde::Serialize;
-use topology_model::ApplyError;
-use topology_model::Command;
 
 use crate::raft::log_store::LogStore;
 use crate::raft::runtime::GlommioRuntime;

@@ -10,9 +10,9 @@
 //! stable, and the openraft messages carry no serde attribute it cannot honour.
 
 use bytes::Bytes;
+use concord_model::{ApplyError, Command};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use topology_model::{ApplyError, Command};
 
 use super::types::{SnapshotMeta, TopoConfig};
 

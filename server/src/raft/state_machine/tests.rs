@@ -10,6 +10,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use concord_model::ApplyError;
+use concord_model::Command;
+use concord_model::NodeSpec;
+use concord_model::Operation;
+use concord_model::TopologyState;
 use openraft::errors::RPCError;
 use openraft::errors::ReplicationClosed;
 use openraft::errors::StreamingError;
@@ -36,11 +41,6 @@ use openraft::OptionalSend;
 use openraft::SnapshotPolicy;
 use openraft::StorageError;
 use tempfile::TempDir;
-use topology_model::ApplyError;
-use topology_model::Command;
-use topology_model::NodeSpec;
-use topology_model::Operation;
-use topology_model::TopologyState;
 
 use super::AppliedMeta;
 use super::TopologyStateMachine;
