@@ -32,7 +32,7 @@ pub enum ApplyErrorKind {
     /// 409: valid, but not in the topology's current state.
     Conflict,
     /// The `If-Match` version is not the current one. Answered 409, not the RFC's
-    /// 412: design §4 says "409 on mismatch".
+    /// A failed `If-Match` compare-and-set; the HTTP API answers it 409, like a conflict.
     PreconditionFailed,
 }
 

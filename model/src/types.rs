@@ -1,5 +1,5 @@
 //! Wire types of the topology: key ranges, shards, data nodes and the snapshot.
-//! Field names (camelCase) and enum strings are the HTTP contract of design §4.
+//! Field names (camelCase) and enum strings are the HTTP API's wire format (README, "HTTP API").
 //! There are no floats anywhere, so every value has one exact encoding.
 
 use std::collections::BTreeMap;
