@@ -1,13 +1,21 @@
-//! Counters and latency histograms, rendered in the Prometheus text format.
+//! Counters and latency histograms, exposed in the Prometheus text format.
 //!
 //! Each executor owns its own [`ExecutorMetrics`] (written by that thread alone, so
-//! the relaxed atomics never bounce between cores); `/metrics` sums them at scrape
-//! time together with the process-wide gauges of [`crate::executor::RaftView`].
+//! the relaxed atomics never bounce between cores, and recording never locks or
+//! allocates); `/metrics` sums them at scrape time together with the process-wide
+//! gauges of [`crate::executor::RaftView`]. The text itself is written by
+//! `prometheus-client`: each scrape hands one [`Collector`] per source to the crate's
+//! Prometheus text (0.0.4) encoder, which formats names, labels and values.
 
-use std::fmt::Write;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// Route classes counted separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +109,7 @@ impl ExecutorMetrics {
 }
 
 /// Gauges that come from outside the executors, read at scrape time.
+#[derive(Clone, Copy, Debug)]
 pub struct Gauges {
     pub version: u64,
     pub term: u64,
@@ -116,140 +125,244 @@ pub struct Gauges {
 /// Renders every executor's metrics plus the gauges as Prometheus text.
 pub fn render(all: &[Arc<ExecutorMetrics>], gauges: &Gauges) -> String {
     let mut out = String::with_capacity(4096);
-    let sum = |f: &dyn Fn(&ExecutorMetrics) -> u64| all.iter().map(|m| f(m)).sum::<u64>();
-
-    out.push_str(
-        "# HELP concord_http_responses_total HTTP responses by route class and status family.\n",
+    encode_into(
+        &mut out,
+        ServerCollector {
+            executors: all.to_vec(),
+            gauges: *gauges,
+        },
     );
-    out.push_str("# TYPE concord_http_responses_total counter\n");
-    for (ci, (_, class)) in CLASSES.iter().enumerate() {
-        for (fi, family) in STATUS_FAMILIES.iter().enumerate() {
-            let n = sum(&|m| m.responses[ci][fi].load(Relaxed));
-            let _ = writeln!(
-                out,
-                "concord_http_responses_total{{class=\"{class}\",status=\"{family}\"}} {n}"
-            );
-        }
-    }
-    out.push_str("# HELP concord_http_request_duration_seconds Time to produce a response.\n");
-    out.push_str("# TYPE concord_http_request_duration_seconds histogram\n");
-    for (ci, (_, class)) in CLASSES.iter().enumerate() {
-        let mut cumulative = 0;
-        for (bi, bound) in BUCKETS_US.iter().enumerate() {
-            cumulative += sum(&|m| m.latency[ci].buckets[bi].load(Relaxed));
-            let _ = writeln!(
-                out,
-                "concord_http_request_duration_seconds_bucket{{class=\"{class}\",le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1e6
-            );
-        }
-        let count = sum(&|m| m.latency[ci].count.load(Relaxed));
-        let sum_us = sum(&|m| m.latency[ci].sum_us.load(Relaxed));
-        let _ = writeln!(
-            out,
-            "concord_http_request_duration_seconds_bucket{{class=\"{class}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "concord_http_request_duration_seconds_sum{{class=\"{class}\"}} {}",
-            sum_us as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "concord_http_request_duration_seconds_count{{class=\"{class}\"}} {count}"
-        );
-    }
-    let opened = sum(&|m| m.connections_opened.load(Relaxed));
-    let closed = sum(&|m| m.connections_closed.load(Relaxed));
-    let sse_dropped = sum(&|m| m.sse_dropped.load(Relaxed));
-    let sse_resets = sum(&|m| m.sse_resets.load(Relaxed));
-    let gauges_list: [(&str, &str, &str, u64); 13] = [
-        (
-            "concord_sse_subscribers",
-            "gauge",
-            "SSE subscribers connected now.",
-            gauges.sse_subscribers as u64,
-        ),
-        (
-            "concord_sse_dropped_total",
-            "counter",
-            "Subscribers disconnected for falling behind.",
-            sse_dropped,
-        ),
-        (
-            "concord_sse_resets_total",
-            "counter",
-            "Reset events sent (resume older than the history).",
-            sse_resets,
-        ),
-        (
-            "concord_http_connections_opened_total",
-            "counter",
-            "Connections accepted.",
-            opened,
-        ),
-        (
-            "concord_http_connections_open",
-            "gauge",
-            "Connections open now.",
-            opened.saturating_sub(closed),
-        ),
-        (
-            "concord_topology_version",
-            "gauge",
-            "Topology version published on this server.",
-            gauges.version,
-        ),
-        (
-            "concord_topology_shards",
-            "gauge",
-            "Shards in the published topology.",
-            gauges.shards as u64,
-        ),
-        (
-            "concord_topology_nodes",
-            "gauge",
-            "Data nodes in the published topology.",
-            gauges.nodes as u64,
-        ),
-        (
-            "concord_raft_term",
-            "gauge",
-            "Current Raft term.",
-            gauges.term,
-        ),
-        (
-            "concord_raft_leader_id",
-            "gauge",
-            "Raft leader id (0 = none known).",
-            gauges.leader,
-        ),
-        (
-            "concord_raft_is_leader",
-            "gauge",
-            "1 when this server leads.",
-            gauges.is_leader as u64,
-        ),
-        (
-            "concord_raft_applied_index",
-            "gauge",
-            "Last applied Raft log index.",
-            gauges.applied_index,
-        ),
-        (
-            "concord_executors",
-            "gauge",
-            "Serving executors (threads).",
-            gauges.executors as u64,
-        ),
-    ];
-    for (name, kind, help, value) in gauges_list {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
     out
+}
+
+/// Appends what `collector` reports to `out`, in the Prometheus text format (0.0.4).
+///
+/// That format, unlike OpenMetrics, names a counter family with its `_total` suffix
+/// and has no `# EOF` line, so the answer can be built from several collectors.
+fn encode_into(out: &mut String, collector: impl Collector) {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(collector));
+    prometheus_text::encode(out, &registry)
+        .expect("the collectors only write into a String, which cannot fail");
+}
+
+fn seconds(us: u64) -> f64 {
+    us as f64 / 1e6
+}
+
+/// Starts a metric family. The encoder appends `_total` to a counter's name itself, so
+/// `name` is the exposed one and a counter's suffix is taken off before it is handed on.
+fn describe<'s>(
+    encoder: &'s mut DescriptorEncoder<'_>,
+    name: &'s str,
+    help: &str,
+    kind: MetricType,
+) -> Result<MetricEncoder<'s>, fmt::Error> {
+    let family = match kind {
+        MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
+    };
+    encoder.encode_descriptor(family, help, None, kind)
+}
+
+fn encode_counter(metric: &mut MetricEncoder, value: u64) -> fmt::Result {
+    metric.encode_counter::<NoLabelSet, u64, u64>(&value, None)
+}
+
+/// One unlabelled series.
+struct Scalar {
+    /// As exposed: a counter's ends in `_total`.
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    value: u64,
+}
+
+impl Scalar {
+    fn counter(name: &'static str, help: &'static str, value: u64) -> Self {
+        Self {
+            name,
+            help,
+            kind: MetricType::Counter,
+            value,
+        }
+    }
+
+    fn gauge(name: &'static str, help: &'static str, value: u64) -> Self {
+        Self {
+            name,
+            help,
+            kind: MetricType::Gauge,
+            value,
+        }
+    }
+}
+
+fn encode_scalars(encoder: &mut DescriptorEncoder, scalars: &[Scalar]) -> fmt::Result {
+    for s in scalars {
+        let mut metric = describe(encoder, s.name, s.help, s.kind)?;
+        match s.kind {
+            MetricType::Counter => encode_counter(&mut metric, s.value)?,
+            _ => metric.encode_gauge(&s.value)?,
+        }
+    }
+    Ok(())
+}
+
+/// A histogram's counts at one instant, possibly summed over several writers.
+#[derive(Clone, Copy, Debug, Default)]
+struct HistogramSnapshot {
+    /// Per bucket, not cumulative.
+    buckets: [u64; BUCKETS_US.len()],
+    count: u64,
+    sum_us: u64,
+}
+
+impl HistogramSnapshot {
+    fn add(&mut self, histogram: &Histogram) {
+        for (total, bucket) in self.buckets.iter_mut().zip(&histogram.buckets) {
+            *total += bucket.load(Relaxed);
+        }
+        self.count += histogram.count.load(Relaxed);
+        self.sum_us += histogram.sum_us.load(Relaxed);
+    }
+
+    fn of(histogram: &Histogram) -> Self {
+        let mut snapshot = Self::default();
+        snapshot.add(histogram);
+        snapshot
+    }
+
+    /// The encoder makes the buckets cumulative and adds `le="+Inf"` (= count) itself,
+    /// so observations above the last bound are counted there, as before.
+    fn encode(&self, metric: &mut MetricEncoder) -> fmt::Result {
+        let buckets: [(f64, u64); BUCKETS_US.len()] =
+            std::array::from_fn(|i| (seconds(BUCKETS_US[i]), self.buckets[i]));
+        metric.encode_histogram::<NoLabelSet>(seconds(self.sum_us), self.count, &buckets, None)
+    }
+}
+
+/// The executors' metrics plus the gauges. Holds the executors themselves, not a
+/// copy, and sums their atomics when the encoder asks: a scrape reads the counters
+/// with relaxed loads and never makes a writer wait.
+struct ServerCollector {
+    executors: Vec<Arc<ExecutorMetrics>>,
+    gauges: Gauges,
+}
+
+impl fmt::Debug for ServerCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerCollector")
+            .field("executors", &self.executors.len())
+            .field("gauges", &self.gauges)
+            .finish()
+    }
+}
+
+impl ServerCollector {
+    fn sum(&self, read: impl Fn(&ExecutorMetrics) -> u64) -> u64 {
+        self.executors.iter().map(|m| read(m)).sum()
+    }
+}
+
+impl Collector for ServerCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let mut responses = describe(
+            &mut encoder,
+            "concord_http_responses_total",
+            "HTTP responses by route class and status family.",
+            MetricType::Counter,
+        )?;
+        for (ci, (_, class)) in CLASSES.iter().enumerate() {
+            for (fi, family) in STATUS_FAMILIES.iter().enumerate() {
+                let n = self.sum(|m| m.responses[ci][fi].load(Relaxed));
+                let labels = [("class", *class), ("status", *family)];
+                encode_counter(&mut responses.encode_family(&labels)?, n)?;
+            }
+        }
+        let mut latency = describe(
+            &mut encoder,
+            "concord_http_request_duration_seconds",
+            "Time to produce a response.",
+            MetricType::Histogram,
+        )?;
+        for (ci, (_, class)) in CLASSES.iter().enumerate() {
+            let mut histogram = HistogramSnapshot::default();
+            for m in &self.executors {
+                histogram.add(&m.latency[ci]);
+            }
+            histogram.encode(&mut latency.encode_family(&[("class", *class)])?)?;
+        }
+        let opened = self.sum(|m| m.connections_opened.load(Relaxed));
+        let closed = self.sum(|m| m.connections_closed.load(Relaxed));
+        let g = &self.gauges;
+        encode_scalars(
+            &mut encoder,
+            &[
+                Scalar::gauge(
+                    "concord_sse_subscribers",
+                    "SSE subscribers connected now.",
+                    g.sse_subscribers as u64,
+                ),
+                Scalar::counter(
+                    "concord_sse_dropped_total",
+                    "Subscribers disconnected for falling behind.",
+                    self.sum(|m| m.sse_dropped.load(Relaxed)),
+                ),
+                Scalar::counter(
+                    "concord_sse_resets_total",
+                    "Reset events sent (resume older than the history).",
+                    self.sum(|m| m.sse_resets.load(Relaxed)),
+                ),
+                Scalar::counter(
+                    "concord_http_connections_opened_total",
+                    "Connections accepted.",
+                    opened,
+                ),
+                Scalar::gauge(
+                    "concord_http_connections_open",
+                    "Connections open now.",
+                    opened.saturating_sub(closed),
+                ),
+                Scalar::gauge(
+                    "concord_topology_version",
+                    "Topology version published on this server.",
+                    g.version,
+                ),
+                Scalar::gauge(
+                    "concord_topology_shards",
+                    "Shards in the published topology.",
+                    g.shards as u64,
+                ),
+                Scalar::gauge(
+                    "concord_topology_nodes",
+                    "Data nodes in the published topology.",
+                    g.nodes as u64,
+                ),
+                Scalar::gauge("concord_raft_term", "Current Raft term.", g.term),
+                Scalar::gauge(
+                    "concord_raft_leader_id",
+                    "Raft leader id (0 = none known).",
+                    g.leader,
+                ),
+                Scalar::gauge(
+                    "concord_raft_is_leader",
+                    "1 when this server leads.",
+                    u64::from(g.is_leader),
+                ),
+                Scalar::gauge(
+                    "concord_raft_applied_index",
+                    "Last applied Raft log index.",
+                    g.applied_index,
+                ),
+                Scalar::gauge(
+                    "concord_executors",
+                    "Serving executors (threads).",
+                    g.executors as u64,
+                ),
+            ],
+        )
+    }
 }
 
 /// Health-probe metrics. Written by the health monitor on the control executor alone
@@ -331,75 +444,74 @@ impl ProbeMetrics {
 
 /// Appends the health-probe metrics to a `/metrics` answer.
 pub fn render_probes(out: &mut String, probes: &ProbeMetrics) {
-    out.push_str(
-        "# HELP concord_health_probes_total Data-node health checks by probe and result.\n",
+    encode_into(
+        out,
+        ProbeCollector {
+            probes: std::array::from_fn(|k| {
+                std::array::from_fn(|r| probes.probes[k][r].load(Relaxed))
+            }),
+            latency: HistogramSnapshot::of(&probes.latency),
+            summary: probes.summary(),
+        },
     );
-    out.push_str("# TYPE concord_health_probes_total counter\n");
-    for (ki, kind) in ["http", "tcp"].iter().enumerate() {
-        for (ri, result) in ["pass", "fail"].iter().enumerate() {
-            let n = probes.probes[ki][ri].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "concord_health_probes_total{{probe=\"{kind}\",result=\"{result}\"}} {n}"
-            );
+}
+
+/// The health-probe metrics, copied at scrape time: a collector must own what it
+/// reports, and [`ProbeMetrics`] lives inside the server's shared state.
+#[derive(Debug)]
+struct ProbeCollector {
+    /// [kind: http, tcp][result: pass, fail], as in [`ProbeMetrics`].
+    probes: [[u64; 2]; 2],
+    latency: HistogramSnapshot,
+    summary: HealthSummary,
+}
+
+impl Collector for ProbeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let mut checks = describe(
+            &mut encoder,
+            "concord_health_probes_total",
+            "Data-node health checks by probe and result.",
+            MetricType::Counter,
+        )?;
+        for (ki, kind) in ["http", "tcp"].iter().enumerate() {
+            for (ri, result) in ["pass", "fail"].iter().enumerate() {
+                let labels = [("probe", *kind), ("result", *result)];
+                encode_counter(&mut checks.encode_family(&labels)?, self.probes[ki][ri])?;
+            }
         }
-    }
-    out.push_str(
-        "# HELP concord_health_probe_duration_seconds Duration of a check's last attempt.\n",
-    );
-    out.push_str("# TYPE concord_health_probe_duration_seconds histogram\n");
-    let mut cumulative = 0;
-    for (bi, bound) in BUCKETS_US.iter().enumerate() {
-        cumulative += probes.latency.buckets[bi].load(Relaxed);
-        let _ = writeln!(
-            out,
-            "concord_health_probe_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-            *bound as f64 / 1e6
-        );
-    }
-    let count = probes.latency.count.load(Relaxed);
-    let _ = writeln!(
-        out,
-        "concord_health_probe_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-    );
-    let _ = writeln!(
-        out,
-        "concord_health_probe_duration_seconds_sum {}",
-        probes.latency.sum_us.load(Relaxed) as f64 / 1e6
-    );
-    let _ = writeln!(out, "concord_health_probe_duration_seconds_count {count}");
-    let s = probes.summary();
-    let list: [(&str, &str, &str, u64); 4] = [
-        (
-            "concord_health_rounds_total",
-            "counter",
-            "Health rounds run by this server.",
-            s.rounds,
-        ),
-        (
-            "concord_health_commits_total",
-            "counter",
-            "Change sets of health transitions committed by this server.",
-            s.commits,
-        ),
-        (
-            "concord_health_monitoring",
-            "gauge",
-            "1 while this server (the leader) probes data nodes.",
-            u64::from(s.monitoring),
-        ),
-        (
-            "concord_health_last_round_failed",
-            "gauge",
-            "Failed checks in the last round.",
-            s.last_round_failed,
-        ),
-    ];
-    for (name, kind, help, value) in list {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
+        self.latency.encode(&mut describe(
+            &mut encoder,
+            "concord_health_probe_duration_seconds",
+            "Duration of a check's last attempt.",
+            MetricType::Histogram,
+        )?)?;
+        let s = &self.summary;
+        encode_scalars(
+            &mut encoder,
+            &[
+                Scalar::counter(
+                    "concord_health_rounds_total",
+                    "Health rounds run by this server.",
+                    s.rounds,
+                ),
+                Scalar::counter(
+                    "concord_health_commits_total",
+                    "Change sets of health transitions committed by this server.",
+                    s.commits,
+                ),
+                Scalar::gauge(
+                    "concord_health_monitoring",
+                    "1 while this server (the leader) probes data nodes.",
+                    u64::from(s.monitoring),
+                ),
+                Scalar::gauge(
+                    "concord_health_last_round_failed",
+                    "Failed checks in the last round.",
+                    s.last_round_failed,
+                ),
+            ],
+        )
     }
 }
 
@@ -433,7 +545,7 @@ mod tests {
         assert!(text.contains("concord_http_responses_total{class=\"read\",status=\"3xx\"} 1"));
         assert!(text.contains("concord_http_responses_total{class=\"write\",status=\"4xx\"} 1"));
         assert!(text.contains(
-            "concord_http_request_duration_seconds_bucket{class=\"read\",le=\"0.00005\"} 1"
+            "concord_http_request_duration_seconds_bucket{class=\"read\",le=\"5e-05\"} 1"
         ));
         assert!(text.contains(
             "concord_http_request_duration_seconds_bucket{class=\"read\",le=\"0.0005\"} 2"
