@@ -62,6 +62,25 @@ fn encode_counter(metric: &mut MetricEncoder, value: u64) -> fmt::Result {
     metric.encode_counter::<NoLabelSet, u64, u64>(&value, None)
 }
 
+/// A counter family over two labels: one series per pair of values, in order.
+fn encode_counter_grid(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    (outer_key, outer): (&str, &[&str]),
+    (inner_key, inner): (&str, &[&str]),
+    value: impl Fn(usize, usize) -> u64,
+) -> fmt::Result {
+    let mut family = describe(encoder, name, help, MetricType::Counter)?;
+    for (o, outer_value) in outer.iter().enumerate() {
+        for (i, inner_value) in inner.iter().enumerate() {
+            let labels = [(outer_key, *outer_value), (inner_key, *inner_value)];
+            encode_counter(&mut family.encode_family(&labels)?, value(o, i))?;
+        }
+    }
+    Ok(())
+}
+
 /// One unlabelled series.
 struct Scalar {
     /// As exposed: a counter's ends in `_total`.
@@ -160,19 +179,14 @@ impl ServerCollector {
 
 impl Collector for ServerCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let mut responses = describe(
+        encode_counter_grid(
             &mut encoder,
             "concord_http_responses_total",
             "HTTP responses by route class and status family.",
-            MetricType::Counter,
+            ("class", &CLASSES.map(|(_, name)| name)),
+            ("status", &STATUS_FAMILIES),
+            |ci, fi| self.sum(|m| m.responses[ci][fi].load(Relaxed)),
         )?;
-        for (ci, (_, class)) in CLASSES.iter().enumerate() {
-            for (fi, family) in STATUS_FAMILIES.iter().enumerate() {
-                let n = self.sum(|m| m.responses[ci][fi].load(Relaxed));
-                let labels = [("class", *class), ("status", *family)];
-                encode_counter(&mut responses.encode_family(&labels)?, n)?;
-            }
-        }
         let mut latency = describe(
             &mut encoder,
             "concord_http_request_duration_seconds",
@@ -284,18 +298,14 @@ struct ProbeCollector {
 
 impl Collector for ProbeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let mut checks = describe(
+        encode_counter_grid(
             &mut encoder,
             "concord_health_probes_total",
             "Data-node health checks by probe and result.",
-            MetricType::Counter,
+            ("probe", &["http", "tcp"]),
+            ("result", &["pass", "fail"]),
+            |ki, ri| self.probes[ki][ri],
         )?;
-        for (ki, kind) in ["http", "tcp"].iter().enumerate() {
-            for (ri, result) in ["pass", "fail"].iter().enumerate() {
-                let labels = [("probe", *kind), ("result", *result)];
-                encode_counter(&mut checks.encode_family(&labels)?, self.probes[ki][ri])?;
-            }
-        }
         self.latency.encode(&mut describe(
             &mut encoder,
             "concord_health_probe_duration_seconds",
@@ -346,20 +356,7 @@ mod tests {
         b.record(RouteClass::Read, 304, Duration::from_micros(400));
         b.record(RouteClass::Write, 409, Duration::from_millis(3));
         a.connection_opened();
-        let text = render(
-            &[a, b],
-            &Gauges {
-                version: 7,
-                term: 2,
-                leader: 1,
-                is_leader: true,
-                applied_index: 9,
-                shards: 64,
-                nodes: 6,
-                executors: 2,
-                sse_subscribers: 3,
-            },
-        );
+        let text = render(&[a, b], &gauges());
         assert!(text.contains("concord_http_responses_total{class=\"read\",status=\"2xx\"} 1"));
         assert!(text.contains("concord_http_responses_total{class=\"read\",status=\"3xx\"} 1"));
         assert!(text.contains("concord_http_responses_total{class=\"write\",status=\"4xx\"} 1"));
