@@ -4,7 +4,7 @@
 //! the relaxed atomics never bounce between cores, and recording never locks or
 //! allocates); `/metrics` sums them at scrape time together with the process-wide
 //! gauges of [`crate::executor::RaftView`]. This module owns the recording side;
-//! [`exposition`] turns it into text.
+//! `exposition` turns it into text.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use std::time::Duration;
 mod exposition;
 
 pub use exposition::{render, render_probes};
+
 /// Route classes counted separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteClass {
@@ -116,6 +117,7 @@ pub struct Gauges {
     pub executors: usize,
     pub sse_subscribers: usize,
 }
+
 /// Health-probe metrics. Written by the health monitor on the control executor alone
 /// (so, like [`ExecutorMetrics`], its relaxed atomics never bounce between cores);
 /// read by `/metrics` and `/api/topology/stats` on any executor.

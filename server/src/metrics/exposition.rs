@@ -15,6 +15,7 @@ use super::{
     ExecutorMetrics, Gauges, HealthSummary, Histogram, ProbeMetrics, BUCKETS_US, CLASSES,
     STATUS_FAMILIES,
 };
+
 /// Renders every executor's metrics plus the gauges as Prometheus text.
 pub fn render(all: &[Arc<ExecutorMetrics>], gauges: &Gauges) -> String {
     let mut out = String::with_capacity(4096);
