@@ -1,13 +1,17 @@
-//! Counters and latency histograms, rendered in the Prometheus text format.
+//! Counters and latency histograms, exposed in the Prometheus text format.
 //!
 //! Each executor owns its own [`ExecutorMetrics`] (written by that thread alone, so
-//! the relaxed atomics never bounce between cores); `/metrics` sums them at scrape
-//! time together with the process-wide gauges of [`crate::executor::RaftView`].
+//! the relaxed atomics never bounce between cores, and recording never locks or
+//! allocates); `/metrics` sums them at scrape time together with the process-wide
+//! gauges of [`crate::executor::RaftView`]. This module owns the recording side;
+//! `exposition` turns it into text.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::Duration;
+
+mod exposition;
+
+pub use exposition::{render, render_probes};
 
 /// Route classes counted separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +105,7 @@ impl ExecutorMetrics {
 }
 
 /// Gauges that come from outside the executors, read at scrape time.
+#[derive(Clone, Copy, Debug)]
 pub struct Gauges {
     pub version: u64,
     pub term: u64,
@@ -111,145 +116,6 @@ pub struct Gauges {
     pub nodes: usize,
     pub executors: usize,
     pub sse_subscribers: usize,
-}
-
-/// Renders every executor's metrics plus the gauges as Prometheus text.
-pub fn render(all: &[Arc<ExecutorMetrics>], gauges: &Gauges) -> String {
-    let mut out = String::with_capacity(4096);
-    let sum = |f: &dyn Fn(&ExecutorMetrics) -> u64| all.iter().map(|m| f(m)).sum::<u64>();
-
-    out.push_str(
-        "# HELP concord_http_responses_total HTTP responses by route class and status family.\n",
-    );
-    out.push_str("# TYPE concord_http_responses_total counter\n");
-    for (ci, (_, class)) in CLASSES.iter().enumerate() {
-        for (fi, family) in STATUS_FAMILIES.iter().enumerate() {
-            let n = sum(&|m| m.responses[ci][fi].load(Relaxed));
-            let _ = writeln!(
-                out,
-                "concord_http_responses_total{{class=\"{class}\",status=\"{family}\"}} {n}"
-            );
-        }
-    }
-    out.push_str("# HELP concord_http_request_duration_seconds Time to produce a response.\n");
-    out.push_str("# TYPE concord_http_request_duration_seconds histogram\n");
-    for (ci, (_, class)) in CLASSES.iter().enumerate() {
-        let mut cumulative = 0;
-        for (bi, bound) in BUCKETS_US.iter().enumerate() {
-            cumulative += sum(&|m| m.latency[ci].buckets[bi].load(Relaxed));
-            let _ = writeln!(
-                out,
-                "concord_http_request_duration_seconds_bucket{{class=\"{class}\",le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1e6
-            );
-        }
-        let count = sum(&|m| m.latency[ci].count.load(Relaxed));
-        let sum_us = sum(&|m| m.latency[ci].sum_us.load(Relaxed));
-        let _ = writeln!(
-            out,
-            "concord_http_request_duration_seconds_bucket{{class=\"{class}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "concord_http_request_duration_seconds_sum{{class=\"{class}\"}} {}",
-            sum_us as f64 / 1e6
-        );
-        let _ = writeln!(
-            out,
-            "concord_http_request_duration_seconds_count{{class=\"{class}\"}} {count}"
-        );
-    }
-    let opened = sum(&|m| m.connections_opened.load(Relaxed));
-    let closed = sum(&|m| m.connections_closed.load(Relaxed));
-    let sse_dropped = sum(&|m| m.sse_dropped.load(Relaxed));
-    let sse_resets = sum(&|m| m.sse_resets.load(Relaxed));
-    let gauges_list: [(&str, &str, &str, u64); 13] = [
-        (
-            "concord_sse_subscribers",
-            "gauge",
-            "SSE subscribers connected now.",
-            gauges.sse_subscribers as u64,
-        ),
-        (
-            "concord_sse_dropped_total",
-            "counter",
-            "Subscribers disconnected for falling behind.",
-            sse_dropped,
-        ),
-        (
-            "concord_sse_resets_total",
-            "counter",
-            "Reset events sent (resume older than the history).",
-            sse_resets,
-        ),
-        (
-            "concord_http_connections_opened_total",
-            "counter",
-            "Connections accepted.",
-            opened,
-        ),
-        (
-            "concord_http_connections_open",
-            "gauge",
-            "Connections open now.",
-            opened.saturating_sub(closed),
-        ),
-        (
-            "concord_topology_version",
-            "gauge",
-            "Topology version published on this server.",
-            gauges.version,
-        ),
-        (
-            "concord_topology_shards",
-            "gauge",
-            "Shards in the published topology.",
-            gauges.shards as u64,
-        ),
-        (
-            "concord_topology_nodes",
-            "gauge",
-            "Data nodes in the published topology.",
-            gauges.nodes as u64,
-        ),
-        (
-            "concord_raft_term",
-            "gauge",
-            "Current Raft term.",
-            gauges.term,
-        ),
-        (
-            "concord_raft_leader_id",
-            "gauge",
-            "Raft leader id (0 = none known).",
-            gauges.leader,
-        ),
-        (
-            "concord_raft_is_leader",
-            "gauge",
-            "1 when this server leads.",
-            gauges.is_leader as u64,
-        ),
-        (
-            "concord_raft_applied_index",
-            "gauge",
-            "Last applied Raft log index.",
-            gauges.applied_index,
-        ),
-        (
-            "concord_executors",
-            "gauge",
-            "Serving executors (threads).",
-            gauges.executors as u64,
-        ),
-    ];
-    for (name, kind, help, value) in gauges_list {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
-    out
 }
 
 /// Health-probe metrics. Written by the health monitor on the control executor alone
@@ -326,140 +192,5 @@ impl ProbeMetrics {
             probe_failures: total(1),
             commits: self.commits.load(Relaxed),
         }
-    }
-}
-
-/// Appends the health-probe metrics to a `/metrics` answer.
-pub fn render_probes(out: &mut String, probes: &ProbeMetrics) {
-    out.push_str(
-        "# HELP concord_health_probes_total Data-node health checks by probe and result.\n",
-    );
-    out.push_str("# TYPE concord_health_probes_total counter\n");
-    for (ki, kind) in ["http", "tcp"].iter().enumerate() {
-        for (ri, result) in ["pass", "fail"].iter().enumerate() {
-            let n = probes.probes[ki][ri].load(Relaxed);
-            let _ = writeln!(
-                out,
-                "concord_health_probes_total{{probe=\"{kind}\",result=\"{result}\"}} {n}"
-            );
-        }
-    }
-    out.push_str(
-        "# HELP concord_health_probe_duration_seconds Duration of a check's last attempt.\n",
-    );
-    out.push_str("# TYPE concord_health_probe_duration_seconds histogram\n");
-    let mut cumulative = 0;
-    for (bi, bound) in BUCKETS_US.iter().enumerate() {
-        cumulative += probes.latency.buckets[bi].load(Relaxed);
-        let _ = writeln!(
-            out,
-            "concord_health_probe_duration_seconds_bucket{{le=\"{}\"}} {cumulative}",
-            *bound as f64 / 1e6
-        );
-    }
-    let count = probes.latency.count.load(Relaxed);
-    let _ = writeln!(
-        out,
-        "concord_health_probe_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-    );
-    let _ = writeln!(
-        out,
-        "concord_health_probe_duration_seconds_sum {}",
-        probes.latency.sum_us.load(Relaxed) as f64 / 1e6
-    );
-    let _ = writeln!(out, "concord_health_probe_duration_seconds_count {count}");
-    let s = probes.summary();
-    let list: [(&str, &str, &str, u64); 4] = [
-        (
-            "concord_health_rounds_total",
-            "counter",
-            "Health rounds run by this server.",
-            s.rounds,
-        ),
-        (
-            "concord_health_commits_total",
-            "counter",
-            "Change sets of health transitions committed by this server.",
-            s.commits,
-        ),
-        (
-            "concord_health_monitoring",
-            "gauge",
-            "1 while this server (the leader) probes data nodes.",
-            u64::from(s.monitoring),
-        ),
-        (
-            "concord_health_last_round_failed",
-            "gauge",
-            "Failed checks in the last round.",
-            s.last_round_failed,
-        ),
-    ];
-    for (name, kind, help, value) in list {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn render_sums_executors_and_buckets_cumulatively() {
-        let a = Arc::new(ExecutorMetrics::default());
-        let b = Arc::new(ExecutorMetrics::default());
-        a.record(RouteClass::Read, 200, Duration::from_micros(40));
-        b.record(RouteClass::Read, 304, Duration::from_micros(400));
-        b.record(RouteClass::Write, 409, Duration::from_millis(3));
-        a.connection_opened();
-        let text = render(
-            &[a, b],
-            &Gauges {
-                version: 7,
-                term: 2,
-                leader: 1,
-                is_leader: true,
-                applied_index: 9,
-                shards: 64,
-                nodes: 6,
-                executors: 2,
-                sse_subscribers: 3,
-            },
-        );
-        assert!(text.contains("concord_http_responses_total{class=\"read\",status=\"2xx\"} 1"));
-        assert!(text.contains("concord_http_responses_total{class=\"read\",status=\"3xx\"} 1"));
-        assert!(text.contains("concord_http_responses_total{class=\"write\",status=\"4xx\"} 1"));
-        assert!(text.contains(
-            "concord_http_request_duration_seconds_bucket{class=\"read\",le=\"0.00005\"} 1"
-        ));
-        assert!(text.contains(
-            "concord_http_request_duration_seconds_bucket{class=\"read\",le=\"0.0005\"} 2"
-        ));
-        assert!(text.contains("concord_http_request_duration_seconds_count{class=\"read\"} 2"));
-        assert!(text.contains("concord_topology_version 7"));
-        assert!(text.contains("concord_http_connections_open 1"));
-        assert!(text.contains("concord_sse_subscribers 3"));
-    }
-
-    #[test]
-    fn probe_metrics_count_by_kind_and_result() {
-        let p = ProbeMetrics::default();
-        p.probe(true, true, Duration::from_micros(300));
-        p.probe(false, false, Duration::from_millis(2));
-        p.round(1234, Duration::from_millis(7), 2, 1);
-        p.committed();
-        let mut text = String::new();
-        render_probes(&mut text, &p);
-        assert!(text.contains("concord_health_probes_total{probe=\"http\",result=\"pass\"} 1"));
-        assert!(text.contains("concord_health_probes_total{probe=\"tcp\",result=\"fail\"} 1"));
-        assert!(text.contains("concord_health_probe_duration_seconds_bucket{le=\"0.0005\"} 1"));
-        assert!(text.contains("concord_health_probe_duration_seconds_count 2"));
-        assert!(text.contains("concord_health_rounds_total 1"));
-        let s = p.summary();
-        assert_eq!((s.probes, s.probe_failures, s.commits), (2, 1, 1));
-        assert_eq!((s.last_round_at, s.last_round_duration_ms), (1234, 7));
     }
 }
