@@ -88,7 +88,11 @@ pub fn request_within(
     body: &[u8],
     limit: Duration,
 ) -> io::Result<Response> {
-    raw_exchange_within(addr, &request_bytes(addr, method, path, headers, body), limit)
+    raw_exchange_within(
+        addr,
+        &request_bytes(addr, method, path, headers, body),
+        limit,
+    )
 }
 
 /// The bytes of one `Connection: close` request.
@@ -174,6 +178,8 @@ mod tests {
             b"GET /x HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\nA: b\r\n\r\n"
         );
         let put = request_bytes(addr, "PUT", "/x", &[], b"");
-        assert!(String::from_utf8(put).unwrap().contains("Content-Length: 0\r\n"));
+        assert!(String::from_utf8(put)
+            .unwrap()
+            .contains("Content-Length: 0\r\n"));
     }
 }

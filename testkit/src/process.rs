@@ -100,9 +100,10 @@ impl TopoProcess {
         let stderr = match &self.stderr {
             Stderr::Inherit => Stdio::inherit(),
             Stderr::Null => Stdio::null(),
-            Stderr::File(path) => Stdio::from(std::fs::File::create(path).unwrap_or_else(|e| {
-                panic!("server log file {}: {e}", path.display())
-            })),
+            Stderr::File(path) => Stdio::from(
+                std::fs::File::create(path)
+                    .unwrap_or_else(|e| panic!("server log file {}: {e}", path.display())),
+            ),
         };
         let child = Command::new(&self.bin)
             .args(&self.args)
@@ -160,8 +161,8 @@ impl Drop for TopoProcess {
     }
 }
 
-/// True when `GET path` on `addr` answers 200 within a second.
+/// True when `GET path` on `addr` answers 200 within 5 s.
 pub fn answers_200(addr: SocketAddr, path: &str) -> bool {
-    request_within(addr, "GET", path, &[], b"", Duration::from_secs(1))
+    request_within(addr, "GET", path, &[], b"", Duration::from_secs(5))
         .is_ok_and(|r| r.status == 200)
 }

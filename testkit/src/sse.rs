@@ -293,7 +293,10 @@ mod tests {
         assert_eq!(decoder.header("content-type"), Some("text/event-stream"));
         assert_eq!(decoder.retry(), Some(1500));
         assert_eq!(decoder.last_event_id(), Some("4"));
-        let completed: Vec<u64> = events.iter().filter_map(SseEvent::completed_version).collect();
+        let completed: Vec<u64> = events
+            .iter()
+            .filter_map(SseEvent::completed_version)
+            .collect();
         assert_eq!(completed, vec![4]);
         assert_eq!(events.len(), 2);
         assert!(!decoder.body_done());

@@ -2,7 +2,9 @@
 //! each bad-input case: the right status, a message naming the problem, nothing
 //! half-applied.
 
-use crate::support::{raw_exchange, Response, Server};
+use concord_testkit::http::{raw_exchange, Response};
+
+use crate::support::Server;
 use serde_json::Value;
 
 fn version_of(server: &Server) -> u64 {

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use concord_testkit::sse::SseClient;
+
 use crate::data_node::{DataNode, Mode};
-use crate::sse_client::SseClient;
 use crate::support::Server;
 
 const INTERVAL: Duration = Duration::from_millis(200);
@@ -254,7 +255,7 @@ fn the_manual_route_runs_a_round_and_reports_every_node() {
     let up = DataNode::start();
     let erroring = DataNode::start();
     erroring.set_mode(Mode::Error);
-    let absent = crate::support::free_port();
+    let absent = concord_testkit::free_port();
     register(&server, "up", &up.address(), "");
     register(&server, "erroring", &erroring.address(), "");
     register(&server, "absent", &format!("127.0.0.1:{absent}"), "");

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use crate::sse_client::{SseClient, SseEvent};
+use concord_testkit::sse::{SseClient, SseEvent};
+
 use crate::support::Server;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -266,7 +267,7 @@ fn an_eventsource_client_reconnects_with_last_event_id_and_loses_nothing() {
     let writer = std::thread::spawn(move || {
         let mut versions = Vec::new();
         for i in 0..30 {
-            let r = crate::support::request(
+            let r = concord_testkit::request(
                 writer_server_addr,
                 "PUT",
                 &format!("/api/topology/nodes/es{i}"),
