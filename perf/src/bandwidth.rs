@@ -42,7 +42,7 @@ pub fn run(args: &BandwidthArgs, bin: Option<&Path>, out: &Path) -> Value {
     let server = Server::start(&server::server_binary(bin), 2, &[]);
     let addr = server.addr;
     server::bootstrap(addr, args.nodes, args.shards);
-    let snapshot = crate::http::get(addr, "/api/topology/snapshot").expect("snapshot");
+    let snapshot = concord_testkit::http::get(addr, "/api/topology/snapshot").expect("snapshot");
     let full_identity = snapshot.body.len() as u64;
     let full_gzip = gzip_len(addr);
     let version = snapshot.json()["version"].as_u64().unwrap_or(0);
@@ -85,10 +85,11 @@ pub fn run(args: &BandwidthArgs, bin: Option<&Path>, out: &Path) -> Value {
     let mut last = version;
     for (i, id) in shard_ids.iter().enumerate().take(args.changes) {
         let status = if i % 2 == 0 { "readonly" } else { "active" };
-        let r = crate::http::request(
+        let r = concord_testkit::http::try_request(
             addr,
             "PUT",
             &format!("/api/topology/shards/{id}"),
+            &[],
             format!(r#"{{"status":"{status}"}}"#).as_bytes(),
         )
         .expect("write");

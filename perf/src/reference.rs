@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use may_minihttp::{HttpServer, HttpService, Request, Response};
 
@@ -86,12 +87,10 @@ pub fn serve(addr: SocketAddr, file: &Path, workers: usize) {
 
 /// Records concord-topo's full answer to `request` so the reference can replay it.
 pub fn record(addr: SocketAddr, request: &[u8], file: &Path) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     let close =
         String::from_utf8_lossy(request).replacen("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1);
-    stream.write_all(close.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
+    let raw =
+        concord_testkit::http::exchange_bytes(addr, close.as_bytes(), Duration::from_secs(30))
+            .expect("record the answer");
     std::fs::write(file, raw).expect("save the recorded answer");
 }

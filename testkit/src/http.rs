@@ -56,6 +56,11 @@ impl Response {
     }
 }
 
+/// `GET path`, 30 s allowed for each read and write.
+pub fn get(addr: SocketAddr, path: &str) -> io::Result<Response> {
+    try_request(addr, "GET", path, &[], b"")
+}
+
 /// One exchange; panics naming the request when it fails.
 pub fn request(
     addr: SocketAddr,
@@ -123,13 +128,19 @@ pub fn raw_exchange(addr: SocketAddr, raw: &[u8]) -> io::Result<Response> {
 
 /// [`raw_exchange`] with `limit` on each read and write.
 pub fn raw_exchange_within(addr: SocketAddr, raw: &[u8], limit: Duration) -> io::Result<Response> {
+    parse_response(&exchange_bytes(addr, raw, limit)?)
+}
+
+/// Sends `raw` and returns every byte the server sent until it closed (the request
+/// should say `Connection: close`), unparsed: for recording an answer to replay.
+pub fn exchange_bytes(addr: SocketAddr, raw: &[u8], limit: Duration) -> io::Result<Vec<u8>> {
     let mut stream = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)?;
     stream.set_read_timeout(Some(limit))?;
     stream.set_write_timeout(Some(limit))?;
     stream.write_all(raw)?;
     let mut data = Vec::new();
     stream.read_to_end(&mut data)?;
-    parse_response(&data)
+    Ok(data)
 }
 
 /// Parses one whole response (head and body, the connection read to its end).
