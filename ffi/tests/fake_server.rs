@@ -3,14 +3,14 @@
 //! resynchronise on a gap, take a `Reset`, fail over on 503, coalesce stale
 //! reports) is checked deterministically, independent of the real server.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use concord_model::TopologyState;
-use concordkv_topology::testkit::{bootstrap_state, toggle_shard};
+use concordkv_topology::testkit::{bootstrap_state, read_request_head, toggle_shard};
 use concordkv_topology::{ClientOptions, TopologyClient, TopologyEvent};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -71,15 +71,7 @@ impl Fake {
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<Seen> {
-    let mut data = Vec::new();
-    let mut byte = [0u8; 1];
-    while !data.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        data.push(byte[0]);
-    }
-    let text = String::from_utf8(data).ok()?;
+    let text = read_request_head(stream)?;
     let target = text.split_whitespace().nth(1)?.to_string();
     let last_event_id = text
         .lines()
