@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use concordkv_topology::http::{parse_head, BodyDecoder};
 
+/// For fake servers (data nodes, scripted topology servers): one request head, read
+/// without consuming what follows it.
+pub use concordkv_topology::testkit::read_request_head;
+
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
