@@ -27,6 +27,15 @@ pub fn toggle_shard(state: &mut TopologyState, shard_id: &str) -> Vec<TopologyEv
         .expect("status change applies")
 }
 
+/// The server's answer to `GET /api/topology/snapshot` for `state`.
+pub fn snapshot_body(state: &TopologyState) -> String {
+    let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
+    format!(
+        r#"{{"success":true,"message":"ok","version":{},"snapshot":{snapshot}}}"#,
+        state.version()
+    )
+}
+
 /// A one-purpose loopback server for tests and benches: answers the snapshot of
 /// `state`, and holds any other request (the SSE stream) open for 30 s. Returns its
 /// address.
@@ -37,13 +46,10 @@ pub fn serve_snapshot(state: TopologyState) -> String {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let mut stream = stream.unwrap();
-            let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
+            let body = snapshot_body(&state);
             std::thread::spawn(move || {
                 let head = read_request_head(&mut stream).unwrap_or_default();
                 if head.starts_with("GET /api/topology/snapshot") {
-                    let body = format!(
-                        r#"{{"success":true,"message":"ok","version":1,"snapshot":{snapshot}}}"#
-                    );
                     let _ = write!(
                         stream,
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",

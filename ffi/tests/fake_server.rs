@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use concord_model::TopologyState;
-use concordkv_topology::testkit::{bootstrap_state, read_request_head, toggle_shard};
+use concordkv_topology::testkit::{
+    bootstrap_state, read_request_head, snapshot_body, toggle_shard,
+};
 use concordkv_topology::{ClientOptions, TopologyClient, TopologyEvent};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -102,14 +104,6 @@ fn json_response(stream: &mut TcpStream, status: u16, body: &str) {
     );
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(body.as_bytes());
-}
-
-fn snapshot_body(state: &TopologyState) -> String {
-    let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
-    format!(
-        r#"{{"success":true,"message":"ok","version":{},"snapshot":{snapshot}}}"#,
-        state.version()
-    )
 }
 
 fn delta_body(since: u64, version: u64, events: &[TopologyEvent]) -> String {
