@@ -21,8 +21,22 @@ impl Server {
     /// Starts a single-node server with a fresh data directory; `extra` flags appended.
     pub fn start(extra: &[&str]) -> Server {
         let temp = tempfile::tempdir().expect("temp dir");
-        let data_dir = temp.path().join("data");
-        let mut server = Server::start_in(&data_dir, extra);
+        Server::start_owning(temp, extra)
+    }
+
+    /// Like [`Server::start`], with `yaml` as the configuration file.
+    pub fn with_config(yaml: &str, extra: &[&str]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let config = temp.path().join("concord.yaml");
+        std::fs::write(&config, yaml).expect("config file");
+        let mut args = vec!["--config", config.to_str().expect("a UTF-8 temp path")];
+        args.extend_from_slice(extra);
+        Server::start_owning(temp, &args)
+    }
+
+    /// Starts a server on `temp/data`; `temp` is removed when the server is dropped.
+    fn start_owning(temp: tempfile::TempDir, extra: &[&str]) -> Server {
+        let mut server = Server::start_in(&temp.path().join("data"), extra);
         server._temp = Some(temp);
         server
     }
@@ -77,6 +91,13 @@ impl Server {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// The version this server has applied.
+    pub fn version(&self) -> u64 {
+        self.get("/api/topology/version").json()["version"]
+            .as_u64()
+            .expect("version is a number")
     }
 
     pub fn get(&self, path: &str) -> Response {
