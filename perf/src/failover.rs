@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concord_testkit::http;
-use concord_testkit::process::{serve_args, Stderr};
+use concord_testkit::process::{initial_cluster, serve_args, Stderr};
 use concord_testkit::{free_addr, SseClient, TopoProcess};
 use hdrhistogram::Histogram;
 use serde_json::json;
@@ -103,7 +103,7 @@ pub fn run(args: &FailoverArgs, bin: Option<&Path>, out: &Path) {
     std::fs::write(&config, "topology:\n  health_check:\n    enabled: false\n").expect("config");
     let peers: Vec<(u64, SocketAddr, SocketAddr)> =
         (1..=3).map(|id| (id, free_addr(), free_addr())).collect();
-    let initial: Vec<String> = peers.iter().map(|(id, _, p)| format!("{id}={p}")).collect();
+    let initial = initial_cluster(peers.iter().map(|(id, _, peer)| (*id, *peer)));
     let mut members: Vec<Member> = peers
         .iter()
         .map(|(id, client, peer)| {
@@ -113,7 +113,7 @@ pub fn run(args: &FailoverArgs, bin: Option<&Path>, out: &Path) {
                 "--config".to_string(),
                 config.display().to_string(),
                 "--initial-cluster".to_string(),
-                initial.join(","),
+                initial.clone(),
             ]);
             Member {
                 id: *id,

@@ -49,6 +49,15 @@ pub fn serve_args(
     ]
 }
 
+/// The `--initial-cluster` value for members `(node id, advertised peer address)`.
+pub fn initial_cluster(members: impl IntoIterator<Item = (u64, SocketAddr)>) -> String {
+    members
+        .into_iter()
+        .map(|(id, peer)| format!("{id}={peer}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Where a server's standard error goes.
 #[derive(Clone, Debug)]
 pub enum Stderr {
@@ -165,4 +174,24 @@ impl Drop for TopoProcess {
 pub fn answers_200(addr: SocketAddr, path: &str) -> bool {
     request_within(addr, "GET", path, &[], b"", Duration::from_secs(5))
         .is_ok_and(|r| r.status == 200)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::loopback;
+
+    #[test]
+    fn command_lines_name_every_member_and_flag() {
+        let members = [(1, loopback(7001)), (2, loopback(7002))];
+        assert_eq!(
+            initial_cluster(members),
+            "1=127.0.0.1:7001,2=127.0.0.1:7002"
+        );
+        let args = serve_args(3, loopback(1), loopback(2), Path::new("/d"), 2);
+        assert_eq!(
+            args.join(" "),
+            "--node-id 3 --client-addr 127.0.0.1:1 --peer-addr 127.0.0.1:2 --data-dir /d --executors 2"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use concord_testkit::http::{request_within, Response};
-use concord_testkit::process::{serve_args, Stderr};
+use concord_testkit::process::{initial_cluster, serve_args, Stderr};
 use concord_testkit::{free_addr, server_binary, wait_for, TopoProcess};
 use serde_json::Value;
 
@@ -133,11 +133,7 @@ impl Cluster {
                 (id, peer, cluster.advertise(id, peer))
             })
             .collect();
-        let initial = ports
-            .iter()
-            .map(|(id, _, advertised)| format!("{id}={advertised}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let initial = initial_cluster(ports.iter().map(|(id, _, advertised)| (*id, *advertised)));
         for (id, peer, advertised) in ports {
             let extra = ["--initial-cluster".to_string(), initial.clone()];
             cluster.add_node(id, peer, advertised, &extra);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use concord_testkit::http::{try_request, Response};
-use concord_testkit::process::{serve_args, Stderr};
+use concord_testkit::process::{initial_cluster, serve_args, Stderr};
 use concord_testkit::{eventually, free_addr, server_binary, TopoProcess};
 use concordkv_topology::{ClientOptions, TopologyClient};
 use serde_json::Value;
@@ -25,17 +25,13 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(SocketAddr, SocketAddr)> =
             (0..3).map(|_| (free_addr(), free_addr())).collect();
-        let initial: Vec<String> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer))| format!("{}={peer}", i + 1))
-            .collect();
+        let initial = initial_cluster((1..).zip(ports.iter().map(|(_, peer)| *peer)));
         let mut servers = Vec::new();
         for (i, (client, peer)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
             let data = dir.path().join(format!("node{id}"));
             let mut args = serve_args(id, *client, *peer, &data, 1);
-            args.extend(["--initial-cluster".to_string(), initial.join(",")]);
+            args.extend(["--initial-cluster".to_string(), initial.clone()]);
             let mut server = TopoProcess::new(server_binary(), args)
                 .rust_log("error")
                 .stderr(Stderr::Null);
