@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use concord_testkit::http;
-use concord_testkit::process::{answers_200, serve_args};
+use concord_testkit::process::serve_args;
 use concord_testkit::{free_addr, TopoProcess};
 
 /// The server binary: `--server-bin`, else next to this executable.
@@ -46,9 +46,7 @@ impl Server {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut process = TopoProcess::new(bin.to_path_buf(), args).rust_log("error");
         process.spawn();
-        process.wait_until(Duration::from_secs(30), "ready", || {
-            answers_200(addr, "/readyz")
-        });
+        process.wait_ready(addr, Duration::from_secs(30));
         Server {
             process,
             addr,

@@ -155,6 +155,13 @@ impl TopoProcess {
         }
     }
 
+    /// Waits until `GET /readyz` on `client` answers 200 (see [`TopoProcess::wait_until`]).
+    pub fn wait_ready(&mut self, client: SocketAddr, limit: Duration) {
+        self.wait_until(limit, "/readyz answers 200", || {
+            answers_200(client, "/readyz")
+        });
+    }
+
     /// SIGKILL: no shutdown path runs, exactly like a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

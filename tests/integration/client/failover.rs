@@ -38,18 +38,14 @@ impl Cluster {
             server.spawn();
             servers.push(server);
         }
-        let cluster = Cluster {
+        for (server, (client, _)) in servers.iter_mut().zip(&ports) {
+            server.wait_ready(*client, Duration::from_secs(30));
+        }
+        Cluster {
             servers,
             clients: ports.iter().map(|(client, _)| *client).collect(),
             _dir: dir,
-        };
-        for addr in &cluster.clients {
-            let ready = eventually(Duration::from_secs(30), || {
-                try_request(*addr, "GET", "/readyz", &[], b"").is_ok_and(|r| r.status == 200)
-            });
-            assert!(ready, "{addr} not ready within 30 s");
         }
-        cluster
     }
 
     fn kill(&mut self, i: usize) {
