@@ -9,7 +9,7 @@ pub struct Backoff {
     min: Duration,
     max: Duration,
     attempt: u32,
-    rng: SplitMix64,
+    rng: fastrand::Rng,
 }
 
 impl Backoff {
@@ -18,7 +18,7 @@ impl Backoff {
             min,
             max: max.max(min),
             attempt: 0,
-            rng: SplitMix64(seed),
+            rng: fastrand::Rng::with_seed(seed),
         }
     }
 
@@ -30,12 +30,7 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         let half = step / 2;
         let span = (step - half).as_nanos() as u64;
-        let jitter = if span == 0 {
-            0
-        } else {
-            self.rng.next() % (span + 1)
-        };
-        half + Duration::from_nanos(jitter)
+        half + Duration::from_nanos(self.rng.u64(..=span))
     }
 
     /// After a success: the next failure waits `min` again.
@@ -49,28 +44,11 @@ impl Backoff {
     }
 }
 
-/// A tiny, good-enough PRNG for jitter (not for anything secret).
-#[derive(Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
-/// A per-client seed: the clock and the address of a local, so that two clients
-/// started in the same process at the same instant still differ.
+/// A per-client seed, so that clients started together do not back off in step
+/// (fastrand's thread-local generator is seeded differently in every thread and
+/// process, and advances with each call).
 pub fn seed() -> u64 {
-    let local = 0u8;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ ((&local as *const u8 as u64).rotate_left(32))
+    fastrand::u64(..)
 }
 
 #[cfg(test)]

@@ -196,59 +196,73 @@ impl Conn {
 
     /// Parses a complete response head from the buffer, if one is there.
     pub fn take_head(&mut self) -> io::Result<Option<Head>> {
-        let mut headers = [httparse::EMPTY_HEADER; 48];
-        let mut resp = httparse::Response::new(&mut headers);
-        let n = match resp.parse(self.pending()) {
-            Ok(httparse::Status::Complete(n)) => n,
-            Ok(httparse::Status::Partial) if self.pending().len() > MAX_HEAD => {
-                return Err(invalid("the response head is larger than 64 KiB"))
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(e) => return Err(invalid(&format!("malformed response head: {e}"))),
+        let Some((head, n)) = parse_head(self.pending(), |_, _| {})? else {
+            return Ok(None);
         };
-        let status = resp.code.unwrap_or(0);
-        let mut head = Head {
-            status,
-            content_type: None,
-            body: BodyKind::UntilClose,
-            keep_alive: resp.version == Some(1),
-        };
-        let mut length = None;
-        for h in resp.headers.iter() {
-            let value = String::from_utf8_lossy(h.value);
-            let value = value.trim();
-            if h.name.eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| invalid("bad Content-Length"))?,
-                );
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                if value.eq_ignore_ascii_case("chunked") {
-                    head.body = BodyKind::Chunked;
-                } else {
-                    return Err(invalid(&format!("unsupported Transfer-Encoding {value:?}")));
-                }
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                head.keep_alive &= !value.eq_ignore_ascii_case("close");
-            } else if h.name.eq_ignore_ascii_case("content-type") {
-                head.content_type = Some(value.to_ascii_lowercase());
-            }
-        }
-        if head.body != BodyKind::Chunked {
-            head.body = match length {
-                Some(n) => BodyKind::Length(n),
-                // 204/304 and 1xx have no body.
-                None if status == 204 || status == 304 || status < 200 => BodyKind::Length(0),
-                None => BodyKind::UntilClose,
-            };
-        }
-        if head.body == BodyKind::UntilClose {
-            head.keep_alive = false;
-        }
         self.consume(n);
         Ok(Some(head))
     }
+}
+
+/// Parses a complete response head at the start of `buf`: the head and its length in
+/// bytes, or `None` while it is incomplete. `each_header` sees every header as sent
+/// (for callers that keep more than [`Head`] does).
+pub fn parse_head(
+    buf: &[u8],
+    mut each_header: impl FnMut(&str, &str),
+) -> io::Result<Option<(Head, usize)>> {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut resp = httparse::Response::new(&mut headers);
+    let n = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+            return Err(invalid("the response head is larger than 64 KiB"))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(invalid(&format!("malformed response head: {e}"))),
+    };
+    let status = resp.code.unwrap_or(0);
+    let mut head = Head {
+        status,
+        content_type: None,
+        body: BodyKind::UntilClose,
+        keep_alive: resp.version == Some(1),
+    };
+    let mut length = None;
+    for h in resp.headers.iter() {
+        let value = String::from_utf8_lossy(h.value);
+        let value = value.trim();
+        each_header(h.name, value);
+        if h.name.eq_ignore_ascii_case("content-length") {
+            length = Some(
+                value
+                    .parse::<u64>()
+                    .map_err(|_| invalid("bad Content-Length"))?,
+            );
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            if value.eq_ignore_ascii_case("chunked") {
+                head.body = BodyKind::Chunked;
+            } else {
+                return Err(invalid(&format!("unsupported Transfer-Encoding {value:?}")));
+            }
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            head.keep_alive &= !value.eq_ignore_ascii_case("close");
+        } else if h.name.eq_ignore_ascii_case("content-type") {
+            head.content_type = Some(value.to_ascii_lowercase());
+        }
+    }
+    if head.body != BodyKind::Chunked {
+        head.body = match length {
+            Some(n) => BodyKind::Length(n),
+            // 204/304 and 1xx have no body.
+            None if status == 204 || status == 304 || status < 200 => BodyKind::Length(0),
+            None => BodyKind::UntilClose,
+        };
+    }
+    if head.body == BodyKind::UntilClose {
+        head.keep_alive = false;
+    }
+    Ok(Some((head, n)))
 }
 
 fn invalid(message: &str) -> io::Error {

@@ -19,7 +19,10 @@ mod backoff;
 pub mod capi;
 mod client;
 mod error;
-mod http;
+/// The client's HTTP/1.1 pieces (response heads, body decoding), public for the
+/// workspace's test kit; not part of the API.
+#[doc(hidden)]
+pub mod http;
 mod options;
 mod shared;
 mod sse;
@@ -41,7 +44,7 @@ pub use table::{NodeRef, RouteRef, RoutingTable};
 
 /// The SSE parser, public for fuzzing and tests of other crates.
 #[doc(hidden)]
-pub use sse::{SseEvent, SseParser};
+pub use sse::{SseError, SseEvent, SseParser};
 
 #[cfg(test)]
 mod tests {

@@ -27,27 +27,29 @@ pub fn toggle_shard(state: &mut TopologyState, shard_id: &str) -> Vec<TopologyEv
         .expect("status change applies")
 }
 
+/// The server's answer to `GET /api/topology/snapshot` for `state`.
+pub fn snapshot_body(state: &TopologyState) -> String {
+    let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
+    format!(
+        r#"{{"success":true,"message":"ok","version":{},"snapshot":{snapshot}}}"#,
+        state.version()
+    )
+}
+
 /// A one-purpose loopback server for tests and benches: answers the snapshot of
 /// `state`, and holds any other request (the SSE stream) open for 30 s. Returns its
 /// address.
 pub fn serve_snapshot(state: TopologyState) -> String {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let mut stream = stream.unwrap();
-            let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
+            let body = snapshot_body(&state);
             std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
-                if head.starts_with(b"GET /api/topology/snapshot") {
-                    let body = format!(
-                        r#"{{"success":true,"message":"ok","version":1,"snapshot":{snapshot}}}"#
-                    );
+                let head = read_request_head(&mut stream).unwrap_or_default();
+                if head.starts_with("GET /api/topology/snapshot") {
                     let _ = write!(
                         stream,
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
@@ -85,4 +87,18 @@ pub fn set_health(
             },
         ))
         .expect("health update applies")
+}
+
+/// Reads one request head (up to the empty line) byte by byte, so that nothing after
+/// it is consumed; `None` when the connection ends first or the head is not UTF-8.
+pub fn read_request_head(stream: &mut impl std::io::Read) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).ok()
 }

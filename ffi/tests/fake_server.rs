@@ -3,14 +3,16 @@
 //! resynchronise on a gap, take a `Reset`, fail over on 503, coalesce stale
 //! reports) is checked deterministically, independent of the real server.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use concord_model::TopologyState;
-use concordkv_topology::testkit::{bootstrap_state, toggle_shard};
+use concordkv_topology::testkit::{
+    bootstrap_state, read_request_head, snapshot_body, toggle_shard,
+};
 use concordkv_topology::{ClientOptions, TopologyClient, TopologyEvent};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -71,15 +73,7 @@ impl Fake {
 }
 
 fn read_request(stream: &mut TcpStream) -> Option<Seen> {
-    let mut data = Vec::new();
-    let mut byte = [0u8; 1];
-    while !data.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        data.push(byte[0]);
-    }
-    let text = String::from_utf8(data).ok()?;
+    let text = read_request_head(stream)?;
     let target = text.split_whitespace().nth(1)?.to_string();
     let last_event_id = text
         .lines()
@@ -110,14 +104,6 @@ fn json_response(stream: &mut TcpStream, status: u16, body: &str) {
     );
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(body.as_bytes());
-}
-
-fn snapshot_body(state: &TopologyState) -> String {
-    let snapshot = serde_json::to_string(&state.to_snapshot()).unwrap();
-    format!(
-        r#"{{"success":true,"message":"ok","version":{},"snapshot":{snapshot}}}"#,
-        state.version()
-    )
 }
 
 fn delta_body(since: u64, version: u64, events: &[TopologyEvent]) -> String {

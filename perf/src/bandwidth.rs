@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use concord_testkit::http;
 use serde_json::{json, Value};
 
 use crate::report;
@@ -24,25 +25,18 @@ pub struct BandwidthArgs {
     pub shards: usize,
 }
 
+/// The gzip-encoded snapshot's body size.
 fn gzip_len(addr: std::net::SocketAddr) -> u64 {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.write_all(format!("GET /api/topology/snapshot HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n").as_bytes())
-        .expect("send");
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read");
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(0, |e| e + 4);
-    (raw.len() - end) as u64
+    let gzip = [("Accept-Encoding", "gzip")];
+    let r = http::try_request(addr, "GET", "/api/topology/snapshot", &gzip, b"").expect("snapshot");
+    r.body.len() as u64
 }
 
 pub fn run(args: &BandwidthArgs, bin: Option<&Path>, out: &Path) -> Value {
     let server = Server::start(&server::server_binary(bin), 2, &[]);
     let addr = server.addr;
     server::bootstrap(addr, args.nodes, args.shards);
-    let snapshot = crate::http::get(addr, "/api/topology/snapshot").expect("snapshot");
+    let snapshot = http::get(addr, "/api/topology/snapshot").expect("snapshot");
     let full_identity = snapshot.body.len() as u64;
     let full_gzip = gzip_len(addr);
     let version = snapshot.json()["version"].as_u64().unwrap_or(0);
@@ -85,10 +79,11 @@ pub fn run(args: &BandwidthArgs, bin: Option<&Path>, out: &Path) -> Value {
     let mut last = version;
     for (i, id) in shard_ids.iter().enumerate().take(args.changes) {
         let status = if i % 2 == 0 { "readonly" } else { "active" };
-        let r = crate::http::request(
+        let r = http::try_request(
             addr,
             "PUT",
             &format!("/api/topology/shards/{id}"),
+            &[],
             format!(r#"{{"status":"{status}"}}"#).as_bytes(),
         )
         .expect("write");

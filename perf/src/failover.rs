@@ -3,20 +3,20 @@
 //! every server every 2 ms) and until an SSE subscriber that was streaming from the
 //! dead leader has resumed elsewhere and received the first post-kill event.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use concord_testkit::http;
+use concord_testkit::process::{initial_cluster, serve_args, Stderr};
+use concord_testkit::{free_addr, SseClient, TopoProcess};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
 use crate::report;
-use crate::server::{free_addr, server_binary};
-use crate::subscribe::SseParser;
+use crate::server::server_binary;
 
 #[derive(Debug, clap::Args)]
 pub struct FailoverArgs {
@@ -28,48 +28,25 @@ pub struct FailoverArgs {
 struct Member {
     id: u64,
     client: SocketAddr,
-    args: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Member {
-    fn spawn(&mut self, bin: &Path) {
-        let child = Command::new(bin)
-            .args(&self.args)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start concord-topo");
-        self.child = Some(child);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill();
-    }
+    process: TopoProcess,
 }
 
 fn leader_of(members: &[Member]) -> Option<u64> {
-    members.iter().filter(|m| m.child.is_some()).find_map(|m| {
-        let r = crate::http::get(m.client, "/api/cluster/status").ok()?;
-        r.json()["cluster"]["leader"].as_u64()
-    })
+    members
+        .iter()
+        .filter(|m| m.process.is_running())
+        .find_map(|m| {
+            let r = http::get(m.client, "/api/cluster/status").ok()?;
+            r.try_json()?["cluster"]["leader"].as_u64()
+        })
 }
 
 fn write(addr: SocketAddr, name: &str) -> Option<u64> {
-    let r = crate::http::request(
+    let r = http::try_request(
         addr,
         "PUT",
         &format!("/api/topology/nodes/{name}"),
+        &[],
         br#"{"address":"127.0.0.1:7000"}"#,
     )
     .ok()?;
@@ -90,37 +67,26 @@ fn follow(
     while !stop.load(Ordering::Relaxed) {
         let addr = servers[next % servers.len()];
         next += 1;
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-            std::thread::sleep(Duration::from_millis(10));
-            continue;
+        let last = seen.load(Ordering::Relaxed).to_string();
+        let headers = [("Last-Event-ID", last.as_str())];
+        let path = "/api/topology/subscribe";
+        let mut sub = match SseClient::open(addr, path, &headers, Duration::from_millis(300)) {
+            Ok(sub) if sub.status == 200 => sub,
+            Ok(_) => continue, // refused (e.g. 503): the next server
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let last = seen.load(Ordering::Relaxed);
-        let request = format!(
-            "GET /api/topology/subscribe HTTP/1.1\r\nHost: {addr}\r\nLast-Event-ID: {last}\r\n\r\n"
-        );
-        if stream.write_all(request.as_bytes()).is_err() {
-            continue;
-        }
         *streaming_from.lock().unwrap() = Some(addr);
-        let mut parser = SseParser::default();
-        let mut buf = [0u8; 16 * 1024];
-        let mut quiet = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    quiet = Instant::now();
-                    parser.feed(&buf[..n], |v| {
-                        seen.fetch_max(v, Ordering::Relaxed);
-                    });
-                    if parser.rejected() {
-                        break;
-                    }
-                }
-                // A dead server's socket may just go quiet: give up on it after 300 ms.
-                Err(_) if quiet.elapsed() < Duration::from_millis(300) => {}
-                Err(_) => break,
+            // The end, a failure, or 300 ms of quiet (a dead server's socket may just go
+            // quiet) ends this stream; the loop resumes on the next server.
+            let Ok(Some(event)) = sub.read_event(Duration::from_millis(300)) else {
+                break;
+            };
+            if let Some(v) = event.completed_version() {
+                seen.fetch_max(v, Ordering::Relaxed);
             }
         }
         *streaming_from.lock().unwrap() = None;
@@ -129,40 +95,37 @@ fn follow(
 
 pub fn run(args: &FailoverArgs, bin: Option<&Path>, out: &Path) {
     let bin: PathBuf = server_binary(bin);
-    let dir = std::env::temp_dir().join(format!("concord-failover-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("c.yaml");
+    let dir = tempfile::Builder::new()
+        .prefix("concord-failover-")
+        .tempdir()
+        .expect("temp dir");
+    let config = dir.path().join("c.yaml");
     std::fs::write(&config, "topology:\n  health_check:\n    enabled: false\n").expect("config");
     let peers: Vec<(u64, SocketAddr, SocketAddr)> =
         (1..=3).map(|id| (id, free_addr(), free_addr())).collect();
-    let initial: Vec<String> = peers.iter().map(|(id, _, p)| format!("{id}={p}")).collect();
+    let initial = initial_cluster(peers.iter().map(|(id, _, peer)| (*id, *peer)));
     let mut members: Vec<Member> = peers
         .iter()
-        .map(|(id, client, peer)| Member {
-            id: *id,
-            client: *client,
-            args: vec![
-                "--config".into(),
+        .map(|(id, client, peer)| {
+            let data = dir.path().join(format!("d{id}"));
+            let mut args = serve_args(*id, *client, *peer, &data, 1);
+            args.extend([
+                "--config".to_string(),
                 config.display().to_string(),
-                "--node-id".into(),
-                id.to_string(),
-                "--client-addr".into(),
-                client.to_string(),
-                "--peer-addr".into(),
-                peer.to_string(),
-                "--initial-cluster".into(),
-                initial.join(","),
-                "--data-dir".into(),
-                dir.join(format!("d{id}")).display().to_string(),
-                "--executors".into(),
-                "1".into(),
-            ],
-            child: None,
+                "--initial-cluster".to_string(),
+                initial.clone(),
+            ]);
+            Member {
+                id: *id,
+                client: *client,
+                process: TopoProcess::new(bin.clone(), args)
+                    .rust_log("error")
+                    .stderr(Stderr::Null),
+            }
         })
         .collect();
     for m in members.iter_mut() {
-        m.spawn(&bin);
+        m.process.spawn();
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while leader_of(&members).is_none() {
@@ -217,6 +180,7 @@ pub fn run(args: &FailoverArgs, bin: Option<&Path>, out: &Path) {
             .iter_mut()
             .find(|m| m.id == leader)
             .expect("leader")
+            .process
             .kill();
         let survivors: Vec<SocketAddr> = servers
             .iter()
@@ -259,11 +223,11 @@ pub fn run(args: &FailoverArgs, bin: Option<&Path>, out: &Path) {
             .iter_mut()
             .find(|m| m.id == leader)
             .expect("leader")
-            .spawn(&bin);
+            .process
+            .spawn();
         std::thread::sleep(Duration::from_millis(500));
     }
     drop(members);
-    let _ = std::fs::remove_dir_all(&dir);
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     report::print_table(
         &format!("failover: {} leader kills, 3 servers", args.runs),
@@ -299,7 +263,7 @@ fn wait_leader(members: &[Member]) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(l) = leader_of(members) {
-            if members.iter().any(|m| m.id == l && m.child.is_some()) {
+            if members.iter().any(|m| m.id == l && m.process.is_running()) {
                 return l;
             }
         }

@@ -15,7 +15,9 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
-use crate::{http, report, server};
+use concord_testkit::http;
+
+use crate::{report, server};
 
 #[derive(Args, Clone, Debug)]
 pub struct HealthArgs {
@@ -156,7 +158,8 @@ fn register_all(addr: SocketAddr, fleet: &Fleet) {
         .map(|(i, a)| format!(r#"{{"op":"registerNode","nodeId":"dn-{i:04}","address":"{a}"}}"#))
         .collect();
     let body = format!(r#"{{"operations":[{}]}}"#, ops.join(","));
-    let r = http::request(addr, "POST", "/api/topology/batch", body.as_bytes()).expect("register");
+    let r = http::try_request(addr, "POST", "/api/topology/batch", &[], body.as_bytes())
+        .expect("register");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
 }
 
@@ -276,7 +279,8 @@ pub fn run(args: &HealthArgs, bin: Option<&Path>, out: &Path) -> Value {
 
     // One manual round: every node at once (bounded by max_concurrent_probes), exact latencies.
     let started = Instant::now();
-    let manual = http::request(addr, "POST", "/api/topology/health", b"").expect("manual round");
+    let manual =
+        http::try_request(addr, "POST", "/api/topology/health", &[], b"").expect("manual round");
     let manual_ms = started.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(
         manual.status,

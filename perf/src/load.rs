@@ -13,8 +13,6 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use hdrhistogram::Histogram;
 
-use crate::http::parse_response;
-
 /// What to send and how.
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
@@ -169,4 +167,37 @@ async fn run_async(spec: LoadSpec) -> LoadResult {
 /// A keep-alive GET for `path`, with `extra` header lines (each ending in CRLF).
 pub fn get_request(addr: SocketAddr, path: &str, extra: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}\r\n").into_bytes()
+}
+
+/// Parses one complete response at the start of `buf`: (status, total length).
+///
+/// Its own minimal parser because it is on the measured hot path (every response of
+/// the load, on the generator's core): it allocates nothing and reads only the status
+/// and `Content-Length`. The test kit's `parse_response` builds header strings and a
+/// body copy per response, which would be measured as the server's latency.
+pub fn parse_response(buf: &[u8]) -> Option<(u16, usize)> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = &buf[..head_end];
+    let status = std::str::from_utf8(head.get(9..12)?).ok()?.parse().ok()?;
+    let mut length = 0usize;
+    for line in head.split(|b| *b == b'\n') {
+        if line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:") {
+            length = std::str::from_utf8(&line[15..]).ok()?.trim().parse().ok()?;
+        }
+    }
+    (buf.len() >= head_end + length).then_some((status, head_end + length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_complete_responses_only() {
+        let one =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nabcHTTP/1.1 304 Not Modified\r\n\r\n";
+        assert_eq!(parse_response(one), Some((200, 41)));
+        assert_eq!(parse_response(&one[41..]), Some((304, 29)));
+        assert_eq!(parse_response(&one[..40]), None);
+    }
 }

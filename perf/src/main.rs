@@ -5,7 +5,6 @@
 mod bandwidth;
 mod failover;
 mod health;
-mod http;
 mod load;
 mod reads;
 mod reference;

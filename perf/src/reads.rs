@@ -60,8 +60,12 @@ fn request_for(route: ReadRoute, addr: SocketAddr) -> Vec<u8> {
         ReadRoute::Shard => load::get_request(addr, "/api/topology/shards?shardId=shard-0001", ""),
         ReadRoute::Snapshot => load::get_request(addr, "/api/topology/snapshot", ""),
         ReadRoute::Snapshot304 => {
-            let version = crate::http::get(addr, "/api/topology/version")
-                .map(|r| r.json()["version"].as_u64().unwrap_or(0))
+            let version = concord_testkit::http::get(addr, "/api/topology/version")
+                .map(|r| {
+                    r.try_json()
+                        .and_then(|v| v["version"].as_u64())
+                        .unwrap_or(0)
+                })
                 .unwrap_or(0);
             load::get_request(
                 addr,
@@ -222,7 +226,7 @@ pub fn reference(args: &ReadArgs, bin: Option<&Path>, out: &Path) -> Value {
     crate::reference::record(server.addr, &request, &recorded);
     let ours = measure("concord-topo", server.addr, &request, args, out);
     drop(server);
-    let ref_addr = server::free_addr();
+    let ref_addr = concord_testkit::free_addr();
     let mut child = start_reference(ref_addr, &recorded, args.server_executors);
     let theirs = measure("may_minihttp", ref_addr, &request, args, out);
     let _ = child.kill();

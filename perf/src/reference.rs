@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use may_minihttp::{HttpServer, HttpService, Request, Response};
 
@@ -33,24 +34,11 @@ impl HttpService for Replay {
 /// on `addr` with `workers` worker threads, until killed.
 pub fn serve(addr: SocketAddr, file: &Path, workers: usize) {
     let raw = std::fs::read(file).expect("recorded answer");
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a recorded head");
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("HTTP/1.1 200 OK");
-    let status: usize = status_line
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    let reason: &'static str = Box::leak(
-        status_line
-            .get(13..)
-            .unwrap_or("OK")
-            .to_string()
-            .into_boxed_str(),
-    );
+    let answer = concord_testkit::http::parse_response(&raw).expect("a recorded answer");
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    // The reason phrase, from the status line `HTTP/1.1 200 OK`.
+    let status_line = raw.split(|b| *b == b'\r').next().unwrap_or_default();
+    let reason = leak(String::from_utf8_lossy(status_line.get(13..).unwrap_or(b"OK")).as_ref());
     // may_minihttp writes Content-Length, Date and Server itself.
     let skip = [
         "content-length",
@@ -59,23 +47,17 @@ pub fn serve(addr: SocketAddr, file: &Path, workers: usize) {
         "transfer-encoding",
         "connection",
     ];
-    let headers: Vec<&'static str> = lines
-        .filter(|l| {
-            let name = l
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            !skip.contains(&name.as_str())
-        })
-        .map(|l| &*Box::leak(l.to_string().into_boxed_str()))
+    let headers: Vec<&'static str> = answer
+        .headers
+        .iter()
+        .filter(|(name, _)| !skip.contains(&name.to_ascii_lowercase().as_str()))
+        .map(|(name, value)| leak(&format!("{name}: {value}")))
         .collect();
     let replay = Replay {
-        status,
+        status: usize::from(answer.status),
         reason,
         headers: Arc::new(headers),
-        body: Arc::new(raw[head_end + 4..].to_vec()),
+        body: Arc::new(answer.body),
     };
     may::config().set_workers(workers);
     let server = HttpServer(replay)
@@ -86,12 +68,10 @@ pub fn serve(addr: SocketAddr, file: &Path, workers: usize) {
 
 /// Records concord-topo's full answer to `request` so the reference can replay it.
 pub fn record(addr: SocketAddr, request: &[u8], file: &Path) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
     let close =
         String::from_utf8_lossy(request).replacen("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1);
-    stream.write_all(close.as_bytes()).expect("send");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
+    let raw =
+        concord_testkit::http::exchange_bytes(addr, close.as_bytes(), Duration::from_secs(30))
+            .expect("record the answer");
     std::fs::write(file, raw).expect("save the recorded answer");
 }

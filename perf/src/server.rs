@@ -1,61 +1,24 @@
-//! Starting and stopping real `concord-topo` processes for a scenario, on loopback.
+//! Starting and stopping real `concord-topo` processes for a scenario, on loopback
+//! (through the test kit's process spawner and port allocator).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::http;
+use concord_testkit::http;
+use concord_testkit::process::serve_args;
+use concord_testkit::{free_addr, TopoProcess};
 
 /// The server binary: `--server-bin`, else next to this executable.
 pub fn server_binary(explicit: Option<&Path>) -> PathBuf {
-    if let Some(path) = explicit {
-        return path.to_path_buf();
-    }
-    let exe = std::env::current_exe().expect("own path");
-    let dir = exe.parent().expect("a directory");
-    // target/<profile>/perf, or target/<profile>/deps/smoke-xxxx for the tests.
-    for candidate in [dir.join("concord-topo"), dir.join("../concord-topo")] {
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!(
-        "concord-topo not found next to {}: build it (cargo build --release -p concord-topo) or pass --server-bin",
-        exe.display()
-    )
-}
-
-/// A free loopback address for a server to bind later, below the ephemeral port range
-/// (32768+) so that no outgoing connection can take it in the meantime.
-pub fn free_addr() -> SocketAddr {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(40_503) % 16_000;
-    (0..16_000u32)
-        .map(|_| 16_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 16_000)
-        .find_map(|port| {
-            TcpListener::bind(("127.0.0.1", port as u16))
-                .and_then(|l| l.local_addr())
-                .ok()
-        })
-        .expect("a free loopback port between 16000 and 32000")
+    explicit.map_or_else(concord_testkit::server_binary, Path::to_path_buf)
 }
 
 /// A running server, killed on drop.
 pub struct Server {
-    child: Child,
+    process: TopoProcess,
     pub addr: SocketAddr,
-    _dir: TempDir,
-}
-
-/// A directory removed on drop (no dependency needed for this one use).
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: tempfile::TempDir,
 }
 
 /// The configuration of every scenario but `health`. Health probing is off: the
@@ -71,67 +34,28 @@ impl Server {
 
     /// Like [`Server::start`], with `yaml` as the configuration file.
     pub fn start_with_config(bin: &Path, executors: usize, yaml: &str, extra: &[&str]) -> Server {
-        let dir = std::env::temp_dir().join(format!(
-            "concord-perf-{}-{}",
-            std::process::id(),
-            Instant::now().elapsed().as_nanos() ^ free_addr().port() as u128
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("concord-perf-")
+            .tempdir()
+            .expect("temp dir");
         let addr = free_addr();
-        let peer = free_addr();
-        let config = dir.join("perf.yaml");
+        let config = dir.path().join("perf.yaml");
         std::fs::write(&config, yaml).expect("config");
-        let mut args: Vec<String> = vec![
-            "--config".into(),
-            config.display().to_string(),
-            "--client-addr".into(),
-            addr.to_string(),
-            "--peer-addr".into(),
-            peer.to_string(),
-            "--data-dir".into(),
-            dir.join("data").display().to_string(),
-            "--executors".into(),
-            executors.to_string(),
-        ];
+        let mut args = serve_args(1, addr, free_addr(), &dir.path().join("data"), executors);
+        args.extend(["--config".to_string(), config.display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(bin)
-            .args(&args)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut server = Server {
-            child,
+        let mut process = TopoProcess::new(bin.to_path_buf(), args).rust_log("error");
+        process.spawn();
+        process.wait_ready(addr, Duration::from_secs(30));
+        Server {
+            process,
             addr,
-            _dir: TempDir(dir),
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("concord-topo exited at start: {status}");
-            }
-            if http::get(self.addr, "/readyz").is_ok_and(|r| r.status == 200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            _dir: dir,
         }
-        panic!("concord-topo not ready within 30 s");
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.pid().expect("the server runs")
     }
 }
 
@@ -161,8 +85,14 @@ pub fn bootstrap(addr: SocketAddr, nodes: usize, shards: usize) {
         specs.join(","),
         3.min(nodes)
     );
-    let r =
-        http::request(addr, "POST", "/api/topology/bootstrap", body.as_bytes()).expect("bootstrap");
+    let r = http::try_request(
+        addr,
+        "POST",
+        "/api/topology/bootstrap",
+        &[],
+        body.as_bytes(),
+    )
+    .expect("bootstrap");
     assert_eq!(
         r.status,
         200,

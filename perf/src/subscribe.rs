@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use concord_testkit::SseDecoder;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -60,7 +61,7 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         server::bootstrap(server.addr, args.nodes, args.shards);
     }
     let rss_idle = server::rss_bytes(server.pid());
-    let start_version = crate::http::get(server.addr, "/api/topology/version")
+    let start_version = concord_testkit::http::get(server.addr, "/api/topology/version")
         .expect("version")
         .json()["version"]
         .as_u64()
@@ -99,8 +100,14 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         }
         let sent = Instant::now();
         let body = br#"{"address":"127.0.0.1:7000"}"#;
-        let r = crate::http::request(addr, "PUT", &format!("/api/topology/nodes/perf-{i}"), body)
-            .expect("write");
+        let r = concord_testkit::http::try_request(
+            addr,
+            "PUT",
+            &format!("/api/topology/nodes/perf-{i}"),
+            &[],
+            body,
+        )
+        .expect("write");
         assert_eq!(
             r.status,
             200,
@@ -227,7 +234,7 @@ async fn subscribe_all(
                 .write_all(request.as_bytes())
                 .await
                 .expect("subscribe");
-            let mut parser = SseParser::default();
+            let mut decoder = SseDecoder::default();
             let mut buf = vec![0u8; 16 * 1024];
             let mut counted = false;
             loop {
@@ -245,10 +252,17 @@ async fn subscribe_all(
                     Some(usize::MAX) => {}
                     Some(n) => {
                         let now = Instant::now();
-                        parser.feed(&buf[..n], |version| {
-                            arrivals.borrow_mut()[index].push((version, now))
-                        });
-                        if !counted && parser.head_done {
+                        // A malformed stream ends this subscriber; what it missed
+                        // is counted as lost.
+                        if decoder.feed(&buf[..n]).is_err() {
+                            break;
+                        }
+                        while let Ok(Some(event)) = decoder.next_event() {
+                            if let Some(version) = event.completed_version() {
+                                arrivals.borrow_mut()[index].push((version, now));
+                            }
+                        }
+                        if !counted && decoder.status().is_some() {
                             counted = true;
                             connected.fetch_add(1, Ordering::Relaxed);
                         }
@@ -268,113 +282,4 @@ async fn subscribe_all(
     Rc::try_unwrap(arrivals)
         .map(RefCell::into_inner)
         .unwrap_or_default()
-}
-
-/// Incremental parser of an HTTP/1.1 chunked SSE response: reports the `id:` of
-/// every dispatched topology event (Progress and Reset excepted).
-#[derive(Default)]
-pub(crate) struct SseParser {
-    head_done: bool,
-    status: u16,
-    raw: Vec<u8>,
-    chunk_left: usize,
-    line: Vec<u8>,
-    event: Vec<u8>,
-    id: Option<u64>,
-}
-
-impl SseParser {
-    /// True when the response head said anything but 200 (e.g. 503: try elsewhere).
-    pub(crate) fn rejected(&self) -> bool {
-        self.head_done && self.status != 200
-    }
-
-    pub(crate) fn feed(&mut self, data: &[u8], mut on_event: impl FnMut(u64)) {
-        self.raw.extend_from_slice(data);
-        let mut pos = 0;
-        if !self.head_done {
-            let Some(end) = self.raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-                return;
-            };
-            self.head_done = true;
-            self.status = std::str::from_utf8(self.raw.get(9..12).unwrap_or(b"000"))
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            pos = end + 4;
-        }
-        loop {
-            if self.chunk_left == 0 {
-                let Some(eol) = self.raw[pos..].windows(2).position(|w| w == b"\r\n") else {
-                    break;
-                };
-                let size_text = std::str::from_utf8(&self.raw[pos..pos + eol])
-                    .unwrap_or("")
-                    .trim();
-                pos += eol + 2;
-                if size_text.is_empty() {
-                    continue;
-                }
-                self.chunk_left = usize::from_str_radix(size_text, 16).unwrap_or(0);
-                if self.chunk_left == 0 {
-                    break;
-                }
-            }
-            let take = self.chunk_left.min(self.raw.len() - pos);
-            if take == 0 {
-                break;
-            }
-            let raw = std::mem::take(&mut self.raw);
-            for &b in &raw[pos..pos + take] {
-                self.byte(b, &mut on_event);
-            }
-            self.raw = raw;
-            pos += take;
-            self.chunk_left -= take;
-        }
-        self.raw.drain(..pos);
-    }
-
-    fn byte(&mut self, b: u8, on_event: &mut impl FnMut(u64)) {
-        if b != b'\n' {
-            self.line.push(b);
-            return;
-        }
-        if self.line.is_empty() {
-            if let Some(id) = self.id.take() {
-                if self.event != b"Progress" && self.event != b"Reset" {
-                    on_event(id);
-                }
-            }
-            self.event.clear();
-        } else if let Some(v) = self.line.strip_prefix(b"event: ") {
-            self.event = v.to_vec();
-        } else if let Some(v) = self.line.strip_prefix(b"id: ") {
-            self.id = std::str::from_utf8(v).ok().and_then(|s| s.parse().ok());
-        }
-        self.line.clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parser_reads_ids_across_chunk_boundaries() {
-        let body = "retry: 1500\n\nevent: Progress\nid: 3\ndata: {}\n\nevent: NodeJoin\nid: 4\ndata: {}\n\n";
-        let (a, b) = body.split_at(40);
-        let stream = format!(
-            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n",
-            a.len(),
-            b.len()
-        );
-        let mut parser = SseParser::default();
-        let mut ids = Vec::new();
-        for piece in stream.as_bytes().chunks(7) {
-            parser.feed(piece, |v| ids.push(v));
-        }
-        assert!(parser.head_done);
-        assert_eq!(ids, vec![4]);
-    }
 }

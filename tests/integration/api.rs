@@ -2,14 +2,10 @@
 //! each bad-input case: the right status, a message naming the problem, nothing
 //! half-applied.
 
-use crate::support::{raw_exchange, Response, Server};
-use serde_json::Value;
+use concord_testkit::http::{raw_exchange, Response};
 
-fn version_of(server: &Server) -> u64 {
-    server.get("/api/topology/version").json()["version"]
-        .as_u64()
-        .expect("version is a number")
-}
+use crate::support::Server;
+use serde_json::Value;
 
 fn assert_error(r: &Response, status: u16, needle: &str) {
     assert_eq!(r.status, status, "body: {}", r.text());
@@ -140,7 +136,7 @@ fn read_routes_serve_the_sample_topology_with_headers() {
 #[test]
 fn write_routes_apply_one_version_each() {
     let server = Server::start(&["--dev"]);
-    let v0 = version_of(&server);
+    let v0 = server.version();
     let r = json_send(
         &server,
         "PUT",
@@ -260,7 +256,7 @@ fn write_routes_apply_one_version_each() {
     );
 
     // A batch is one version: split a shard and retire the new half's node in one go.
-    let before = version_of(&server);
+    let before = server.version();
     let r = json_send(
         &server,
         "POST",
@@ -268,7 +264,7 @@ fn write_routes_apply_one_version_each() {
         r#"{"operations":[{"op":"registerNode","nodeId":"node-8","address":"127.0.0.1:9108"},{"op":"splitShard","shardId":"shard-0003","newShardId":"shard-0003b"}]}"#,
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(version_of(&server), before + 1);
+    assert_eq!(server.version(), before + 1);
     let batch_events = server
         .get(&format!("/api/topology/events?sinceVersion={before}"))
         .json();
@@ -292,7 +288,7 @@ fn write_routes_apply_one_version_each() {
     assert_error(&r, 409, "node-1");
 
     // Compare-and-set: a stale If-Match is refused, the current one succeeds.
-    let current = version_of(&server);
+    let current = server.version();
     let stale = (current - 1).to_string();
     let r = server.send(
         "PUT",
@@ -313,7 +309,7 @@ fn write_routes_apply_one_version_each() {
 #[test]
 fn shard_create_and_delete_keep_the_partition() {
     let server = Server::start(&[]);
-    assert_eq!(version_of(&server), 0, "no sample topology without --dev");
+    assert_eq!(server.version(), 0, "no sample topology without --dev");
     let r = json_send(
         &server,
         "PUT",

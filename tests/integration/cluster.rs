@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster_support::{
-    data_nodes, http, join_versions, linearizable_version, put_node, wait_for, Cluster,
-};
+use concord_testkit::http::request_within;
+use concord_testkit::wait_for;
+
+use crate::cluster_support::{data_nodes, join_versions, linearizable_version, put_node, Cluster};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -363,7 +364,7 @@ fn compaction_then_a_new_learner_catches_up_by_snapshot() {
 
     // Promote it, then replace a follower with it.
     let post = |body: &str| {
-        let r = http(
+        let r = request_within(
             cluster.node(leader_id).client,
             "POST",
             "/api/cluster/membership",
@@ -403,9 +404,9 @@ fn the_peer_port_refuses_bad_requests_before_raft_sees_them() {
     let peer = node.advertised;
     let token = ("Authorization", "Bearer s3cret");
     let send = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
-        http(peer, method, path, headers, body, WAIT).expect("the peer port answers")
+        request_within(peer, method, path, headers, body, WAIT).expect("the peer port answers")
     };
-    let cases: Vec<(u16, crate::support::Response)> = vec![
+    let cases: Vec<(u16, concord_testkit::Response)> = vec![
         (401, send("POST", "/raft/append", &[], b"\x01\x02")),
         (
             401,

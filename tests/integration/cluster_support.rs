@@ -7,13 +7,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use concord_testkit::http::{request_within, Response};
+use concord_testkit::process::{initial_cluster, serve_args, Stderr};
+use concord_testkit::{free_addr, server_binary, wait_for, TopoProcess};
 use serde_json::Value;
 
 use crate::proxy::Partitions;
-use crate::support::{free_port, raw_exchange_within, request_bytes, server_binary, Response};
 
 /// The configuration of every test server, with `raft_extra` (indented YAML lines)
 /// added to its `raft:` section.
@@ -44,38 +45,22 @@ pub struct Node {
     pub client: SocketAddr,
     /// What the others dial: the proxy in front of the peer port, or the port itself.
     pub advertised: SocketAddr,
-    args: Vec<String>,
     log: PathBuf,
-    child: Option<Child>,
+    process: TopoProcess,
 }
 
 impl Node {
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::File::create(&self.log).expect("server log file");
-        let child = Command::new(server_binary())
-            .args(&self.args)
-            .env("RUST_LOG", "warn,openraft=error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("spawn concord-topo");
-        self.child = Some(child);
+        self.process.is_running()
     }
 
     /// SIGKILL: no shutdown path runs, exactly like a crash.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.kill();
     }
 
     pub fn get(&self, path: &str) -> Option<Response> {
-        http(self.client, "GET", path, &[], b"", Duration::from_secs(10)).ok()
+        request_within(self.client, "GET", path, &[], b"", Duration::from_secs(10)).ok()
     }
 
     pub fn send(
@@ -85,7 +70,7 @@ impl Node {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Option<Response> {
-        http(
+        request_within(
             self.client,
             method,
             path,
@@ -144,15 +129,11 @@ impl Cluster {
         };
         let ports: Vec<(u64, SocketAddr, SocketAddr)> = (1..=n)
             .map(|id| {
-                let peer = loopback(free_port());
+                let peer = free_addr();
                 (id, peer, cluster.advertise(id, peer))
             })
             .collect();
-        let initial = ports
-            .iter()
-            .map(|(id, _, advertised)| format!("{id}={advertised}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let initial = initial_cluster(ports.iter().map(|(id, _, advertised)| (*id, *advertised)));
         for (id, peer, advertised) in ports {
             let extra = ["--initial-cluster".to_string(), initial.clone()];
             cluster.add_node(id, peer, advertised, &extra);
@@ -169,37 +150,25 @@ impl Cluster {
     }
 
     fn add_node(&mut self, id: u64, peer: SocketAddr, advertised: SocketAddr, extra: &[String]) {
-        let client = loopback(free_port());
+        let client = free_addr();
         let data = self.temp.path().join(format!("node{id}"));
-        let mut args: Vec<String> = [
-            "--node-id",
-            &id.to_string(),
-            "--client-addr",
-            &client.to_string(),
-            "--peer-addr",
-            &peer.to_string(),
-            "--advertise-peer-addr",
-            &advertised.to_string(),
-            "--data-dir",
-            &data.display().to_string(),
-            "--executors",
-            "1",
-            "--config",
-            &self.config.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args = serve_args(id, client, peer, &data, 1);
+        args.extend([
+            "--advertise-peer-addr".to_string(),
+            advertised.to_string(),
+            "--config".to_string(),
+            self.config.display().to_string(),
+        ]);
         args.extend(extra.iter().cloned());
+        let log = self.temp.path().join(format!("node{id}.log"));
         let mut node = Node {
             id,
             client,
             advertised,
-            args,
-            log: self.temp.path().join(format!("node{id}.log")),
-            child: None,
+            process: TopoProcess::new(server_binary(), args).stderr(Stderr::File(log.clone())),
+            log,
         };
-        node.spawn();
+        node.process.spawn();
         wait_for(
             Duration::from_secs(20),
             &format!("node {id} answers"),
@@ -211,7 +180,7 @@ impl Cluster {
     /// Starts server `id` with `--join` and an empty data directory; it serves but is
     /// no member until the leader adds it.
     pub fn start_joining(&mut self, id: u64) -> &Node {
-        let peer = loopback(free_port());
+        let peer = free_addr();
         let advertised = self.advertise(id, peer);
         self.add_node(id, peer, advertised, &["--join".to_string()]);
         self.node(id)
@@ -243,7 +212,7 @@ impl Cluster {
     pub fn restart(&mut self, id: u64) {
         let node = self.node_mut(id);
         node.kill();
-        node.spawn();
+        node.process.spawn();
         wait_for(
             Duration::from_secs(20),
             &format!("node {id} restarts"),
@@ -320,38 +289,6 @@ impl Drop for Cluster {
     }
 }
 
-pub fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Polls `probe` every 20 ms until it gives a value; panics after `limit`.
-pub fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// One HTTP/1.1 exchange (`Connection: close`) with `limit` on each read and write.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-    limit: Duration,
-) -> std::io::Result<Response> {
-    let raw = request_bytes(addr, method, path, headers, body);
-    raw_exchange_within(addr, &raw, limit)
-}
-
 /// Registers data node `name` through the server at `addr`: the version on success,
 /// `Err` with the status (0 = no answer) otherwise.
 pub fn put_node(addr: SocketAddr, name: &str, if_match: Option<u64>) -> Result<u64, u16> {
@@ -360,7 +297,7 @@ pub fn put_node(addr: SocketAddr, name: &str, if_match: Option<u64>) -> Result<u
     if let Some(tag) = &tag {
         headers.push(("If-Match", tag.as_str()));
     }
-    let r = http(
+    let r = request_within(
         addr,
         "PUT",
         &format!("/api/topology/nodes/{name}"),
@@ -380,7 +317,7 @@ pub fn put_node(addr: SocketAddr, name: &str, if_match: Option<u64>) -> Result<u
 
 /// A linearizable read of the version through the server at `addr`.
 pub fn linearizable_version(addr: SocketAddr) -> Result<u64, u16> {
-    let r = http(
+    let r = request_within(
         addr,
         "GET",
         "/api/topology/version?consistency=linearizable",

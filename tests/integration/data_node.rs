@@ -2,12 +2,14 @@
 //! thread of the test process that answers `GET /health` as told (200, 500, never),
 //! and can be stopped (the port refuses connections) and restarted on the same port.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use concord_testkit::http::read_request_head;
 
 /// How the node answers `GET /health`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,16 +122,9 @@ fn answer(mut stream: TcpStream, shared: &Shared) -> Option<TcpStream> {
     stream
         .set_read_timeout(Some(Duration::from_millis(500)))
         .ok()?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            // A TCP probe connects and closes without a request.
-            Ok(0) | Err(_) => return None,
-            Ok(n) => head.extend_from_slice(&buf[..n]),
-        }
-    }
-    if head.starts_with(b"GET /health ") {
+    // A TCP probe connects and closes without a request.
+    let head = read_request_head(&mut stream)?;
+    if head.starts_with("GET /health ") {
         shared.requests.fetch_add(1, Ordering::SeqCst);
     }
     let reply: &[u8] = match shared.mode.load(Ordering::SeqCst) {

@@ -60,13 +60,13 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
     let _first = Server::start_in(&data_dir, &[]);
-    let output = std::process::Command::new(crate::support::server_binary())
+    let output = std::process::Command::new(concord_testkit::server_binary())
         .args([
             "--data-dir",
             &data_dir.display().to_string(),
             "--client-addr",
         ])
-        .arg(format!("127.0.0.1:{}", crate::support::free_port()))
+        .arg(format!("127.0.0.1:{}", concord_testkit::free_port()))
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use concord_testkit::sse::SseClient;
+
 use crate::data_node::{DataNode, Mode};
-use crate::sse_client::SseClient;
 use crate::support::Server;
 
 const INTERVAL: Duration = Duration::from_millis(200);
@@ -38,15 +39,6 @@ const MANUAL: &str = "topology:
     failure_threshold: 3
     success_threshold: 2
 ";
-
-fn server_with(yaml: &str, extra: &[&str]) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("health.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let mut args = vec!["--config", path.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    (Server::start(&args), dir)
-}
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -105,22 +97,16 @@ fn health_events(server: &Server, id: &str, since: u64) -> Vec<(u64, String, u64
         .collect()
 }
 
-fn version(server: &Server) -> u64 {
-    server.get("/api/topology/version").json()["version"]
-        .as_u64()
-        .unwrap()
-}
-
 #[test]
 fn a_stopped_node_degrades_then_turns_unhealthy_and_recovers_when_restarted() {
-    let (server, _dir) = server_with(FAST, &[]);
+    let server = Server::with_config(FAST, &[]);
     let mut down = DataNode::start();
     let steady = DataNode::start();
     register(&server, "down", &down.address(), "");
     register(&server, "steady", &steady.address(), "");
     wait_for(&server, "down", "healthy");
     wait_for(&server, "steady", "healthy");
-    let healthy_at = version(&server);
+    let healthy_at = server.version();
 
     let stopped = Instant::now();
     let stopped_ms = now_ms();
@@ -178,7 +164,7 @@ fn a_stopped_node_degrades_then_turns_unhealthy_and_recovers_when_restarted() {
 
 #[test]
 fn a_node_answering_500_or_hanging_past_the_timeout_counts_as_failed() {
-    let (server, _dir) = server_with(FAST, &[]);
+    let server = Server::with_config(FAST, &[]);
     let erroring = DataNode::start();
     erroring.set_mode(Mode::Error);
     let hanging = DataNode::start();
@@ -209,7 +195,7 @@ fn a_node_answering_500_or_hanging_past_the_timeout_counts_as_failed() {
 
 #[test]
 fn a_tcp_probed_node_works_the_same() {
-    let (server, _dir) = server_with(FAST, &[]);
+    let server = Server::with_config(FAST, &[]);
     // It never answers HTTP, but it accepts connections: healthy under a TCP probe,
     // unhealthy under the (configured) HTTP probe.
     let mut tcp = DataNode::start();
@@ -250,15 +236,15 @@ fn result<'a>(body: &'a Value, id: &str) -> &'a Value {
 
 #[test]
 fn the_manual_route_runs_a_round_and_reports_every_node() {
-    let (server, _dir) = server_with(MANUAL, &[]);
+    let server = Server::with_config(MANUAL, &[]);
     let up = DataNode::start();
     let erroring = DataNode::start();
     erroring.set_mode(Mode::Error);
-    let absent = crate::support::free_port();
+    let absent = concord_testkit::free_port();
     register(&server, "up", &up.address(), "");
     register(&server, "erroring", &erroring.address(), "");
     register(&server, "absent", &format!("127.0.0.1:{absent}"), "");
-    let before = version(&server);
+    let before = server.version();
     let mut sub = SseClient::connect(
         server.client,
         &format!("/api/topology/subscribe?sinceVersion={before}&eventTypes=NodeHealthChange"),
@@ -367,7 +353,7 @@ fn the_manual_route_runs_a_round_and_reports_every_node() {
 
 #[test]
 fn the_manual_route_needs_the_token_and_an_enabled_monitor() {
-    let (server, _dir) = server_with(MANUAL, &["--auth-token", "s3cret"]);
+    let server = Server::with_config(MANUAL, &["--auth-token", "s3cret"]);
     let r = server.send("POST", "/api/topology/health", &[], "");
     assert_eq!(r.status, 401, "{}", r.text());
     let r = server.send(

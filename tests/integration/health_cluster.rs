@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cluster_support::{wait_for, Cluster, Node};
+use concord_testkit::wait_for;
+
+use crate::cluster_support::{Cluster, Node};
 use crate::data_node::DataNode;
 
 const LIMIT: Duration = Duration::from_secs(30);

@@ -14,5 +14,4 @@ mod history;
 mod partition;
 mod proxy;
 mod sse;
-mod sse_client;
 mod support;

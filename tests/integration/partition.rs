@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster_support::{
-    data_nodes, http, join_versions, linearizable_version, put_node, wait_for, Cluster,
-};
+use concord_testkit::http::request_within;
+use concord_testkit::wait_for;
+
+use crate::cluster_support::{data_nodes, join_versions, linearizable_version, put_node, Cluster};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -26,7 +27,8 @@ fn watch_leaders(
         while !stop.load(Ordering::Relaxed) {
             for (id, addr) in &servers {
                 let limit = Duration::from_secs(2);
-                let Ok(r) = http(*addr, "GET", "/api/cluster/status", &[], b"", limit) else {
+                let Ok(r) = request_within(*addr, "GET", "/api/cluster/status", &[], b"", limit)
+                else {
                     continue;
                 };
                 let status = &r.json()["cluster"];

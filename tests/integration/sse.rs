@@ -3,25 +3,11 @@
 
 use std::time::Duration;
 
-use crate::sse_client::{SseClient, SseEvent};
+use concord_testkit::sse::{SseClient, SseEvent};
+
 use crate::support::Server;
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A server with `yaml` as its configuration file (plus the sample topology).
-fn server_with(yaml: &str) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("concord.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let server = Server::start(&["--dev", "--config", path.to_str().unwrap()]);
-    (server, dir)
-}
-
-fn version(server: &Server) -> u64 {
-    server.get("/api/topology/version").json()["version"]
-        .as_u64()
-        .unwrap()
-}
 
 /// Registers node `name`; returns the version the write produced.
 fn register(server: &Server, name: &str) -> u64 {
@@ -55,7 +41,7 @@ fn topology_events(events: &[SseEvent]) -> Vec<SseEvent> {
 #[test]
 fn a_subscriber_sees_every_change_in_order_with_contiguous_versions() {
     let server = Server::start(&["--dev"]);
-    let start = version(&server);
+    let start = server.version();
     let path = format!("/api/topology/subscribe?sinceVersion={start}");
     let mut sub = SseClient::connect(server.client, &path, &[]);
     assert_eq!(sub.status, 200);
@@ -91,7 +77,7 @@ fn a_subscriber_sees_every_change_in_order_with_contiguous_versions() {
 #[test]
 fn a_resumed_subscriber_ends_with_exactly_the_uninterrupted_sequence() {
     let server = Server::start(&["--dev"]);
-    let start = version(&server);
+    let start = server.version();
     let path = format!("/api/topology/subscribe?sinceVersion={start}");
     let mut steady = SseClient::connect(server.client, &path, &[]);
     let mut flaky = SseClient::connect(server.client, &path, &[]);
@@ -122,7 +108,10 @@ fn a_resumed_subscriber_ends_with_exactly_the_uninterrupted_sequence() {
 
 #[test]
 fn a_resume_older_than_the_history_gets_reset_then_live_events() {
-    let (server, _dir) = server_with("topology:\n  notifications:\n    event_buffer_size: 80\n");
+    let server = Server::with_config(
+        "topology:\n  notifications:\n    event_buffer_size: 80\n",
+        &["--dev"],
+    );
     // The sample topology alone is 70 events; 20 more push version 1 out of the history.
     let mut last = 0;
     for i in 0..20 {
@@ -145,7 +134,7 @@ fn a_resume_older_than_the_history_gets_reset_then_live_events() {
 #[test]
 fn a_filtered_subscriber_gets_only_its_types() {
     let server = Server::start(&["--dev"]);
-    let start = version(&server);
+    let start = server.version();
     let mut splits = SseClient::connect(
         server.client,
         &format!("/api/topology/subscribe?sinceVersion={start}&eventTypes=ShardSplit,ShardMerge"),
@@ -203,10 +192,10 @@ fn heavy_batch(round: usize) -> String {
 
 #[test]
 fn a_slow_subscriber_is_disconnected_and_a_fast_one_keeps_up() {
-    let (server, _dir) = server_with(
-        "topology:\n  notifications:\n    subscriber_queue: 4\n    event_buffer_size: 100000\nhttp:\n  max_body_bytes: 16777216\n",
+    let server = Server::with_config(
+        "topology:\n  notifications:\n    subscriber_queue: 4\n    event_buffer_size: 100000\nhttp:\n  max_body_bytes: 16777216\n", &["--dev"]
     );
-    let start = version(&server);
+    let start = server.version();
     let path = format!("/api/topology/subscribe?sinceVersion={start}");
     // The slow one never reads; its socket buffers fill and it falls behind.
     let mut slow = SseClient::connect(server.client, &path, &[]);
@@ -257,16 +246,16 @@ fn a_slow_subscriber_is_disconnected_and_a_fast_one_keeps_up() {
 #[test]
 fn an_eventsource_client_reconnects_with_last_event_id_and_loses_nothing() {
     // Streams end after ~1 s; an EventSource reconnects after `retry` with Last-Event-ID.
-    let (server, _dir) = server_with(
-        "topology:\n  notifications:\n    subscription_timeout: 1s\n    heartbeat_interval: 200ms\n",
+    let server = Server::with_config(
+        "topology:\n  notifications:\n    subscription_timeout: 1s\n    heartbeat_interval: 200ms\n", &["--dev"]
     );
-    let start = version(&server);
+    let start = server.version();
     let path = "/api/topology/subscribe";
     let writer_server_addr = server.client;
     let writer = std::thread::spawn(move || {
         let mut versions = Vec::new();
         for i in 0..30 {
-            let r = crate::support::request(
+            let r = concord_testkit::request(
                 writer_server_addr,
                 "PUT",
                 &format!("/api/topology/nodes/es{i}"),
@@ -297,7 +286,7 @@ fn an_eventsource_client_reconnects_with_last_event_id_and_loses_nothing() {
         }
         reconnects += 1;
         if writer.is_finished() && last_version.is_none() {
-            last_version = Some(version(&server));
+            last_version = Some(server.version());
         }
         if last_version.is_some_and(|v| last_id.parse::<u64>().unwrap() >= v) {
             break;
@@ -320,10 +309,10 @@ fn an_eventsource_client_reconnects_with_last_event_id_and_loses_nothing() {
 
 #[test]
 fn subscribe_errors_and_idle_progress() {
-    let (server, _dir) = server_with(
-        "topology:\n  notifications:\n    heartbeat_interval: 200ms\n    max_subscribers: 2\nhttp:\n  write_timeout: 300ms\n",
+    let server = Server::with_config(
+        "topology:\n  notifications:\n    heartbeat_interval: 200ms\n    max_subscribers: 2\nhttp:\n  write_timeout: 300ms\n", &["--dev"]
     );
-    let current = version(&server);
+    let current = server.version();
     // Ahead of this server: a bounded wait, then 503 so the client tries elsewhere.
     let ahead = server.get(&format!(
         "/api/topology/subscribe?sinceVersion={}",

@@ -4,19 +4,18 @@
 //! version once.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use concord_testkit::http::{try_request, Response};
+use concord_testkit::process::{initial_cluster, serve_args, Stderr};
+use concord_testkit::{eventually, free_addr, server_binary, TopoProcess};
 use concordkv_topology::{ClientOptions, TopologyClient};
 use serde_json::Value;
 
-use super::eventually;
-use crate::support::{free_port, server_binary, try_request, Response};
-
 /// Three `concord-topo` processes forming one Raft cluster (killed on drop).
 struct Cluster {
-    children: Vec<Option<Child>>,
+    servers: Vec<TopoProcess>,
     clients: Vec<SocketAddr>,
     _dir: tempfile::TempDir,
 }
@@ -24,57 +23,40 @@ struct Cluster {
 impl Cluster {
     fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
-        let initial: Vec<String> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer))| format!("{}=127.0.0.1:{peer}", i + 1))
-            .collect();
-        let mut children = Vec::new();
-        let mut clients = Vec::new();
+        let ports: Vec<(SocketAddr, SocketAddr)> =
+            (0..3).map(|_| (free_addr(), free_addr())).collect();
+        let initial = initial_cluster((1..).zip(ports.iter().map(|(_, peer)| *peer)));
+        let mut servers = Vec::new();
         for (i, (client, peer)) in ports.iter().enumerate() {
-            let child = Command::new(server_binary())
-                .args(["--node-id", &(i + 1).to_string()])
-                .args(["--client-addr", &format!("127.0.0.1:{client}")])
-                .args(["--peer-addr", &format!("127.0.0.1:{peer}")])
-                .arg("--data-dir")
-                .arg(dir.path().join(format!("node{}", i + 1)))
-                .args(["--initial-cluster", &initial.join(",")])
-                .args(["--executors", "1"])
-                .env("RUST_LOG", "error")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn concord-topo");
-            children.push(Some(child));
-            clients.push(format!("127.0.0.1:{client}").parse().unwrap());
+            let id = i as u64 + 1;
+            let data = dir.path().join(format!("node{id}"));
+            let mut args = serve_args(id, *client, *peer, &data, 1);
+            args.extend(["--initial-cluster".to_string(), initial.clone()]);
+            let mut server = TopoProcess::new(server_binary(), args)
+                .rust_log("error")
+                .stderr(Stderr::Null);
+            server.spawn();
+            servers.push(server);
         }
-        let cluster = Cluster {
-            children,
-            clients,
+        for (server, (client, _)) in servers.iter_mut().zip(&ports) {
+            server.wait_ready(*client, Duration::from_secs(30));
+        }
+        Cluster {
+            servers,
+            clients: ports.iter().map(|(client, _)| *client).collect(),
             _dir: dir,
-        };
-        for addr in &cluster.clients {
-            let ready = eventually(Duration::from_secs(30), || {
-                try_request(*addr, "GET", "/readyz", &[], b"").is_ok_and(|r| r.status == 200)
-            });
-            assert!(ready, "{addr} not ready within 30 s");
         }
-        cluster
     }
 
     fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.children[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.servers[i].kill();
     }
 
     fn alive(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.clients
             .iter()
-            .zip(&self.children)
-            .filter(|(_, c)| c.is_some())
+            .zip(&self.servers)
+            .filter(|(_, s)| s.is_running())
             .map(|(a, _)| *a)
     }
 
@@ -117,14 +99,6 @@ impl Cluster {
             }
             assert!(Instant::now() < deadline, "GET {path} never succeeded");
             std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill(i);
         }
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use concordkv_topology::{ClientOptions, ReadConsistency, TopologyClient};
 
-use super::{eventually, expected_route, server_version, set_status, KEYS};
+use concord_testkit::eventually;
+
+use super::{expected_route, server_version, set_status, KEYS};
 use crate::support::Server;
 
 const WAIT: Duration = Duration::from_secs(20);
