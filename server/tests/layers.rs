@@ -148,16 +148,15 @@ fn violations(src: &Path) -> Vec<String> {
 fn no_module_imports_upwards() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let bad = violations(&src);
-    assert!(
-        bad.is_empty(),
-        "layering violations:\n{}",
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "layering violations:\n{}", bad.join("\n"));
 }
 
 #[test]
 fn the_scanner_sees_plain_and_grouped_imports() {
-    assert_eq!(imported("use crate::http::io::HyperIo;", "crate::"), ["http"]);
+    assert_eq!(
+        imported("use crate::http::io::HyperIo;", "crate::"),
+        ["http"]
+    );
     assert_eq!(
         imported("use crate::{net, raft::wire};", "crate::"),
         ["net", "raft"]
