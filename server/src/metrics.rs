@@ -2,7 +2,7 @@
 //!
 //! Each executor owns its own [`ExecutorMetrics`] (written by that thread alone, so
 //! the relaxed atomics never bounce between cores); `/metrics` sums them at scrape
-//! time together with the process-wide gauges of [`crate::executor::RaftView`].
+//! time together with the process-wide gauges of [`crate::publish::RaftView`].
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

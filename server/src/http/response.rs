@@ -130,7 +130,8 @@ thread_local! {
     static HEADERS: std::cell::RefCell<HeaderCache> = std::cell::RefCell::new(HeaderCache::new());
 }
 
-fn add_topology_headers(headers: &mut HeaderMap, topo: TopologyHeaders, with_etag: bool) {
+/// The version, term and leader headers (and, `with_etag`, the version's ETag).
+pub fn add_topology_headers(headers: &mut HeaderMap, topo: TopologyHeaders, with_etag: bool) {
     HEADERS.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.refresh(topo);

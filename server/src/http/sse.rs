@@ -110,9 +110,6 @@ pub async fn handle(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    let topo = ctx.current_headers();
-    headers.insert("x-topology-version", HeaderValue::from(topo.version));
-    headers.insert("x-raft-term", HeaderValue::from(topo.term));
-    headers.insert("x-raft-leader", HeaderValue::from(topo.leader));
+    response::add_topology_headers(headers, ctx.current_headers(), false);
     answer
 }

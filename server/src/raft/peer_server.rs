@@ -28,7 +28,7 @@ use super::handle::RaftHandle;
 use super::wire;
 use crate::net;
 use crate::net::io::{GlommioTimer, HyperIo};
-use crate::service::{Answer, LeaderSide, Operation, ServiceError};
+use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES};
 
 /// What the peer listener enforces.
 #[derive(Clone)]
@@ -158,17 +158,14 @@ async fn handle(
         );
     }
     let path = req.uri().path().to_string();
-    let known = [
+    let raft_routes = [
         wire::APPEND,
         wire::VOTE,
         wire::PRE_VOTE,
         wire::SNAPSHOT,
         wire::TRANSFER_LEADER,
-        wire::WRITE,
-        wire::READ_INDEX,
-        wire::HEALTH_ROUND,
     ];
-    if !known.contains(&path.as_str()) {
+    if !raft_routes.contains(&path.as_str()) && !FORWARD_ROUTES.contains(&path.as_str()) {
         return plain(StatusCode::NOT_FOUND, format!("no peer route {path}"));
     }
     if req.method() != Method::POST {
@@ -223,7 +220,7 @@ async fn dispatch(
             let result = raft.handle_transfer_leader(request).await;
             binary(&result.map_err(|e| e.to_string()))
         }
-        wire::WRITE | wire::READ_INDEX | wire::HEALTH_ROUND => {
+        forwarded if FORWARD_ROUTES.contains(&forwarded) => {
             let operation: Operation = decoded(body, path)?;
             if operation.forward_route() != Some(path) {
                 return Err((

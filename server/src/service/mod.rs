@@ -29,6 +29,10 @@ pub const READ_INDEX_ROUTE: &str = "/raft/read-index";
 /// Peer route of a health round asked of the leader.
 pub const HEALTH_ROUND_ROUTE: &str = "/raft/health-round";
 
+/// Every peer route of a forwarded operation (the peer listener serves them all
+/// through [`LeaderSide`]).
+pub const FORWARD_ROUTES: &[&str] = &[WRITE_ROUTE, READ_INDEX_ROUTE, HEALTH_ROUND_ROUTE];
+
 /// What a serving executor can ask of the control executor.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Operation {
