@@ -1,7 +1,6 @@
 //! The per-executor HTTP/1.1 listener: accept loop, connection limits, timeouts.
 //!
-//! Every executor binds the client port with SO_REUSEPORT (glommio's `TcpListener`
-//! does) and serves the connections the kernel hands it, each as a local task running
+//! Every executor binds the client port with SO_REUSEPORT (`net::listen`) and serves the connections the kernel hands it, each as a local task running
 //! hyper's HTTP/1.1 state machine (keep-alive, pipelining) over [`crate::net::io::HyperIo`].
 
 use std::convert::Infallible;

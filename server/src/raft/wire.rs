@@ -26,11 +26,8 @@ pub const PRE_VOTE: &str = "/raft/pre-vote";
 pub const SNAPSHOT: &str = "/raft/snapshot";
 /// Leadership hand-over notice.
 pub const TRANSFER_LEADER: &str = "/raft/transfer-leader";
-/// Operations a follower forwards to the leader: a [`crate::service::Operation`] in,
-/// a [`crate::service::Answer`] out (the leader's `ServiceError` included).
-pub use crate::service::{
-    HEALTH_ROUND_ROUTE as HEALTH_ROUND, READ_INDEX_ROUTE as READ_INDEX, WRITE_ROUTE as WRITE,
-};
+// The routes of operations a follower forwards to the leader are the service's
+// (`crate::service::FORWARD_ROUTES`): an `Operation` in, an `Answer` out.
 
 /// Header naming the Raft id of the calling server (logs, and the partition proxy of
 /// the integration tests, which cuts links by caller and callee).
