@@ -296,4 +296,36 @@ mod tests {
         assert!(!not_modified(&headers(&[("if-none-match", "\"6\"")]), 7));
         assert!(!not_modified(&HeaderMap::new(), 7));
     }
+
+    #[test]
+    fn service_errors_get_one_status_each_and_retry_advice_becomes_retry_after() {
+        assert_eq!(status_of(ErrorKind::BadRequest), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of(ErrorKind::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(ErrorKind::Conflict), StatusCode::CONFLICT);
+        assert_eq!(
+            status_of(ErrorKind::NotLeader { leader: 2 }),
+            StatusCode::MISDIRECTED_REQUEST
+        );
+        for kind in [
+            ErrorKind::NoLeader,
+            ErrorKind::Timeout,
+            ErrorKind::Unavailable,
+        ] {
+            assert_eq!(status_of(kind), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        let topo = TopologyHeaders {
+            version: 4,
+            term: 2,
+            leader: 1,
+        };
+        let retry = failure(&ServiceError::no_leader("no leader"), topo);
+        assert_eq!(retry.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(retry.headers()["x-topology-version"], "4");
+        let unknown = failure(
+            &ServiceError::write_timeout(std::time::Duration::from_secs(1)),
+            topo,
+        );
+        assert!(unknown.headers().get(header::RETRY_AFTER).is_none());
+    }
 }
