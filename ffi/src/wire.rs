@@ -1,8 +1,8 @@
 //! The server's JSON answers, parsed with simd-json (in place, on the received
-//! buffer): the `{success, message, version, ...}` envelope of
+//! buffer): the `{success, message, version, ...}` envelope (`concord_api::Envelope`) of
 //! `GET /api/topology/snapshot[?since=V]`, and the `data:` of SSE events.
 
-use concord_model::{TopologyEvent, TopologySnapshot};
+use concord_api::{Envelope, TopologyEvent, TopologySnapshot};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,14 +33,10 @@ pub enum SnapshotAnswer {
     },
 }
 
+/// The payload fields of the snapshot route: the whole map, or the events after `since`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
-    success: bool,
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    version: Option<u64>,
+struct SnapshotFields {
     #[serde(default)]
     snapshot: Option<TopologySnapshot>,
     #[serde(default)]
@@ -53,24 +49,24 @@ struct Envelope {
 
 pub fn parse_snapshot_answer(body: &mut [u8]) -> Result<SnapshotAnswer, WireError> {
     const WHAT: &str = "snapshot answer";
-    let env: Envelope = simd_json::serde::from_slice(body).map_err(|e| malformed(WHAT, e))?;
+    let env: Envelope<SnapshotFields> =
+        simd_json::serde::from_slice(body).map_err(|e| malformed(WHAT, e))?;
     if !env.success {
         return Err(malformed(
             WHAT,
             format!("success is false: {}", env.message),
         ));
     }
-    match (env.snapshot, env.events) {
+    let fields = env.payload;
+    match (fields.snapshot, fields.events) {
         (Some(snapshot), _) => Ok(SnapshotAnswer::Full(snapshot)),
         (None, Some(events)) => Ok(SnapshotAnswer::Delta {
-            since: env
+            since: fields
                 .since_version
                 .ok_or_else(|| malformed(WHAT, "events without sinceVersion"))?,
-            version: env
-                .version
-                .ok_or_else(|| malformed(WHAT, "events without version"))?,
+            version: env.version,
             events,
-            has_more: env.has_more,
+            has_more: fields.has_more,
         }),
         (None, None) => Err(malformed(WHAT, "neither snapshot nor events")),
     }

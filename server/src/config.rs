@@ -3,7 +3,7 @@
 //! Owns the one `Config` value every other module reads. Every key has a default;
 //! unknown keys and bad values are rejected at start with the key's path in the
 //! message (`topology.health_check.interval: invalid duration ...`). Command-line
-//! flags (design §6, a contract for scripts and the systemd unit) override the file.
+//! flags (a contract for scripts and the systemd unit) override the file.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -38,7 +38,7 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// The command line (design §6). Every flag overrides the matching config key.
+/// The command line. Every flag overrides the matching config key.
 #[derive(Debug, Default, Parser)]
 #[command(name = "concord-topo", version, about = "ConcordKV topology service")]
 pub struct Cli {
@@ -222,8 +222,8 @@ impl Default for RaftConfig {
             heartbeat_interval: Duration::from_millis(50),
             // A follower campaigns after `election_timeout_max` (the leader lease) plus
             // a random election timeout without a heartbeat: 300–400 ms, six to eight
-            // missed heartbeats. That is what makes failover ~0.35 s (design §8: median
-            // < 0.5 s); raise both for WAN links or heavily loaded hosts.
+            // missed heartbeats. That is what makes failover ~0.35 s (the target is a
+            // median under 0.5 s); raise both for WAN links or heavily loaded hosts.
             election_timeout_min: Duration::from_millis(100),
             election_timeout_max: Duration::from_millis(200),
             snapshot_every: 5000,

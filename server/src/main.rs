@@ -1,4 +1,4 @@
-//! `concord-topo`: parse the command line, load the configuration, run the node.
+//! `concord-topo`: parse the command line, load the configuration, run the server process.
 //! Exits non-zero with a one-line reason on any start-up failure.
 
 use clap::Parser;
@@ -20,7 +20,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = concord_topo::node::run(config) {
+    if let Err(e) = concord_topo::process::run(config) {
         eprintln!("concord-topo: {e}");
         std::process::exit(1);
     }

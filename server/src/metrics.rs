@@ -3,7 +3,7 @@
 //! Each executor owns its own [`ExecutorMetrics`] (written by that thread alone, so
 //! the relaxed atomics never bounce between cores, and recording never locks or
 //! allocates); `/metrics` sums them at scrape time together with the process-wide
-//! gauges of [`crate::executor::RaftView`]. This module owns the recording side;
+//! gauges of [`crate::publish::RaftView`]. This module owns the recording side;
 //! `exposition` turns it into text.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -1,16 +1,21 @@
-//! The HTTP front: hyper 1.x HTTP/1.1 on glommio, one listener per executor.
+//! The client HTTP front: hyper 1.x HTTP/1.1 on glommio, one listener per executor.
 //!
 //! Code map: `server` accepts and drives connections; `router` matches routes and
-//! applies per-request policy (timeout, metrics); `read`, `write`, `ops` and
-//! `cluster` (membership changes) are the handlers; `response` builds every
-//! answer; `query` parses query strings; `io`
-//! adapts glommio sockets and timers to hyper.
+//! applies per-request policy (timeout, metrics); `extract` checks and parses the
+//! requests that change something; `read`, `write`, `membership`, `health_round`,
+//! `sse` and `admin` (cluster status, metrics, liveness, readiness) are the handlers;
+//! `response` builds every answer (and maps service errors to statuses); `body` is the
+//! response body type; `query` parses query strings.
 
+// Handlers return their refusals as the answer itself (`Result<_, Response<Body>>`),
+// made once per refused request; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+mod admin;
 pub mod body;
-mod cluster;
-mod health;
-pub mod io;
-mod ops;
+mod extract;
+mod health_round;
+mod membership;
 mod query;
 pub mod read;
 pub mod response;

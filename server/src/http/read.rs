@@ -7,17 +7,18 @@
 
 use std::sync::Arc;
 
-use concord_model::{HistoryError, TopologyEvent};
+use concord_api::{EventsPage, OneNode, OneShard, Stats};
+use concord_model::HistoryError;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde::Serialize;
 
 use super::query::Query;
 use super::response::{self, Body, ReadAnswer};
 use crate::executor::ExecutorContext;
 use crate::publish::{encode_ok, Encoded, Published};
+use crate::service::Operation;
 
-/// The read routes of design §4.
+/// The read routes.
 #[derive(Clone, Copy, Debug)]
 pub enum ReadRoute {
     Snapshot,
@@ -43,14 +44,6 @@ impl ReadRoute {
 /// Largest `limit` accepted on `/events`.
 pub const MAX_EVENTS_LIMIT: u64 = 1000;
 const DEFAULT_EVENTS_LIMIT: u64 = 100;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EventsPayload<'a> {
-    since_version: u64,
-    events: &'a [TopologyEvent],
-    has_more: bool,
-}
 
 /// A 4xx/5xx answer with the published version in its headers.
 fn fail(ctx: &ExecutorContext, status: StatusCode, message: &str) -> Response<Body> {
@@ -99,16 +92,10 @@ type ReadResult = Result<Response<Body>, (StatusCode, String)>;
 /// Confirms leadership through Raft and waits until this executor has applied the read index.
 async fn wait_linearizable(ctx: &ExecutorContext) -> Result<(), Response<Body>> {
     let timeout = ctx.shared.config.http.write_timeout;
-    let index = match ctx.shared.control.read_index().await {
-        Ok(index) => index,
-        Err(e) => {
-            let mut answer = fail(ctx, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-            answer
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
-            return Err(answer);
-        }
-    };
+    let outcome = ctx.shared.service.call(Operation::ReadIndex).await;
+    let index = outcome
+        .and_then(|o| o.read_index())
+        .map_err(|e| response::failure(&e, ctx.current_headers()))?;
     if ctx
         .published
         .wait_until(|p| p.applied_index >= index, timeout)
@@ -160,7 +147,7 @@ fn snapshot(
             let body = cached(ctx, published, format!("delta/{since}"), || {
                 encode_ok(
                     published.version,
-                    EventsPayload {
+                    EventsPage {
                         since_version: since,
                         events: &events,
                         has_more: false,
@@ -219,16 +206,6 @@ fn one_or_all(
     }
 }
 
-#[derive(Serialize)]
-struct OneShard<'a, T: Serialize> {
-    shard: &'a T,
-}
-
-#[derive(Serialize)]
-struct OneNode<'a, T: Serialize> {
-    node: &'a T,
-}
-
 fn bad_request(message: String) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, message)
 }
@@ -276,7 +253,7 @@ fn events(
     let body = cached(ctx, published, format!("events/{since}/{limit}"), || {
         encode_ok(
             published.version,
-            EventsPayload {
+            EventsPage {
                 since_version: since,
                 events: shown,
                 has_more,
@@ -284,24 +261,6 @@ fn events(
         )
     });
     Ok(response::read_ok(answer, &body))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct StatsPayload {
-    shards: usize,
-    nodes: usize,
-    shards_by_status: std::collections::BTreeMap<String, usize>,
-    nodes_by_health: std::collections::BTreeMap<String, usize>,
-    history_oldest_version: Option<u64>,
-    config_hash: String,
-    raft_term: u64,
-    raft_leader: u64,
-    is_leader: bool,
-    applied_index: u64,
-    executors: usize,
-    /// This server's health monitor: rounds, probes, last round (see `/metrics`).
-    health_monitor: crate::metrics::HealthSummary,
 }
 
 fn stats(
@@ -326,7 +285,7 @@ fn stats(
     // Raft fields change without a new version, so stats are encoded per request.
     let body = Encoded::new(encode_ok(
         published.version,
-        StatsPayload {
+        Stats {
             shards: state.shard_count(),
             nodes: state.node_count(),
             shards_by_status,

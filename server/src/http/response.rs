@@ -3,16 +3,20 @@
 //! Every answer of the API goes through here so headers and error shapes are the
 //! same on every route.
 
-use std::io::Write;
-
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use serde::Serialize;
 
-use crate::publish::Encoded;
+use concord_api::Envelope;
+
+use crate::executor::ExecutorContext;
+use crate::publish::{Encoded, Published};
+use crate::service::{ErrorKind, ServiceError};
 
 pub use super::body::Body;
+/// Kept here for the benches, which measure the read path's compression.
+pub use crate::net::gzip;
 
 /// What the topology headers report: this server's view of version, term and leader.
 #[derive(Clone, Copy, Debug)]
@@ -23,16 +27,20 @@ pub struct TopologyHeaders {
     pub leader: u64,
 }
 
-/// Compresses `data` with gzip (fast level: bodies are compressed once per version).
-pub fn gzip(data: &[u8]) -> Bytes {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(data.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    encoder
-        .write_all(data)
-        .expect("writing to a Vec cannot fail");
-    Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
+impl ExecutorContext {
+    /// Topology headers for an answer built from `published`.
+    pub fn headers_for(&self, published: &Published) -> TopologyHeaders {
+        TopologyHeaders {
+            version: published.version,
+            term: self.shared.raft.term(),
+            leader: self.shared.raft.leader(),
+        }
+    }
+
+    /// Topology headers of this executor's current publication.
+    pub fn current_headers(&self) -> TopologyHeaders {
+        self.headers_for(&self.published.current())
+    }
 }
 
 /// True when the client's Accept-Encoding admits gzip (and not with q=0).
@@ -122,7 +130,8 @@ thread_local! {
     static HEADERS: std::cell::RefCell<HeaderCache> = std::cell::RefCell::new(HeaderCache::new());
 }
 
-fn add_topology_headers(headers: &mut HeaderMap, topo: TopologyHeaders, with_etag: bool) {
+/// The version, term and leader headers (and, `with_etag`, the version's ETag).
+pub fn add_topology_headers(headers: &mut HeaderMap, topo: TopologyHeaders, with_etag: bool) {
     HEADERS.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.refresh(topo);
@@ -175,22 +184,56 @@ pub fn read_ok(answer: &ReadAnswer<'_>, body: &Encoded) -> Response<Body> {
     response
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    success: bool,
-    message: &'a str,
-    version: u64,
-}
-
 /// An error in the envelope: `{"success":false,"message":...,"version":...}`.
 pub fn error(status: StatusCode, message: &str, topo: TopologyHeaders) -> Response<Body> {
-    let body = serde_json::to_vec(&ErrorBody {
-        success: false,
-        message,
-        version: topo.version,
-    })
-    .expect("error bodies always serialize");
+    let body = serde_json::to_vec(&Envelope::error(message, topo.version))
+        .expect("error bodies always serialize");
     json(status, body, topo)
+}
+
+/// The same, advising the client to retry in a second (`Retry-After: 1`).
+pub fn retry_later(status: StatusCode, message: &str, topo: TopologyHeaders) -> Response<Body> {
+    let mut answer = error(status, message, topo);
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1));
+    answer
+}
+
+/// The HTTP status of a service error: the one place it is decided.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::NotLeader { .. } => StatusCode::MISDIRECTED_REQUEST,
+        ErrorKind::NotLeaderHere
+        | ErrorKind::NoLeader
+        | ErrorKind::Timeout
+        | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// A service error as an answer: its status, its message, and its retry advice.
+pub fn failure(e: &ServiceError, topo: TopologyHeaders) -> Response<Body> {
+    let status = status_of(e.kind);
+    if e.retry {
+        retry_later(status, &e.message, topo)
+    } else {
+        error(status, &e.message, topo)
+    }
+}
+
+/// A successful answer: `payload` in the envelope with `message` and `version`.
+pub fn done<T: Serialize>(
+    message: &str,
+    version: u64,
+    payload: T,
+    topo: TopologyHeaders,
+) -> Response<Body> {
+    let body = serde_json::to_vec(&Envelope::done(message, version, payload))
+        .expect("answers always serialize");
+    json(StatusCode::OK, body, topo)
 }
 
 /// Any JSON answer (writes, stats, cluster status) with the topology headers.
@@ -255,14 +298,34 @@ mod tests {
     }
 
     #[test]
-    fn gzip_round_trips() {
-        use std::io::Read;
-        let data = b"{\"success\":true}".repeat(100);
-        let packed = gzip(&data);
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&packed[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        assert_eq!(out, data);
+    fn service_errors_get_one_status_each_and_retry_advice_becomes_retry_after() {
+        assert_eq!(status_of(ErrorKind::BadRequest), StatusCode::BAD_REQUEST);
+        assert_eq!(status_of(ErrorKind::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(status_of(ErrorKind::Conflict), StatusCode::CONFLICT);
+        assert_eq!(
+            status_of(ErrorKind::NotLeader { leader: 2 }),
+            StatusCode::MISDIRECTED_REQUEST
+        );
+        for kind in [
+            ErrorKind::NoLeader,
+            ErrorKind::Timeout,
+            ErrorKind::Unavailable,
+        ] {
+            assert_eq!(status_of(kind), StatusCode::SERVICE_UNAVAILABLE);
+        }
+        let topo = TopologyHeaders {
+            version: 4,
+            term: 2,
+            leader: 1,
+        };
+        let retry = failure(&ServiceError::no_leader("no leader"), topo);
+        assert_eq!(retry.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(retry.headers()["x-topology-version"], "4");
+        let unknown = failure(
+            &ServiceError::write_timeout(std::time::Duration::from_secs(1)),
+            topo,
+        );
+        assert!(unknown.headers().get(header::RETRY_AFTER).is_none());
     }
 }

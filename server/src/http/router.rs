@@ -1,106 +1,179 @@
 //! Request routing: method + path → handler, plus what every request shares
 //! (metrics, the request timeout, 404/405 answers).
+//!
+//! Paths are matched by `matchit` (a radix tree, matching on the borrowed path without
+//! allocating); each path holds the methods it allows, so a known path asked with
+//! another method is 405 and an unknown one 404. Leading and trailing slashes are
+//! ignored.
 
 use std::rc::Rc;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::cluster::MembershipRoute;
+use super::admin::{self, AdminRoute};
+use super::membership::{self, MembershipRoute};
+use super::read::{self, ReadRoute};
 use super::response::{self, Body};
-use super::server::ConnectionGuard;
-use super::{health, ops, read, sse, write};
+use super::write::{self, WriteRoute};
+use super::{health_round, sse};
 use crate::executor::ExecutorContext;
 use crate::metrics::RouteClass;
+use crate::net::ConnectionGuard;
 
-/// A matched route.
+/// A matched route; write routes borrow their id from the path.
 enum Route<'a> {
-    Read(read::ReadRoute),
+    Read(ReadRoute),
     Subscribe,
-    Write(write::WriteRoute<'a>),
+    Write(WriteRoute<'a>),
     /// `POST /api/topology/health`: a health round now.
-    Health,
-    Cluster(ops::ClusterRoute),
-    Probe(ops::ProbeRoute),
+    HealthRound,
+    Membership(MembershipRoute),
+    Admin(AdminRoute),
 }
 
-fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
-    use read::ReadRoute as R;
-    use write::WriteRoute as W;
-    // No route has more than six segments: split into a stack array, no allocation.
-    let mut parts = [""; 7];
-    let mut count = 0;
-    for segment in path
-        .trim_start_matches('/')
-        .trim_end_matches('/')
-        .split('/')
-    {
-        if count == parts.len() {
-            return Err(StatusCode::NOT_FOUND);
+/// What a path serves for one method; write routes are built from the path's `{id}`.
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Read(ReadRoute),
+    Subscribe,
+    Write(for<'a> fn(&'a str) -> WriteRoute<'a>),
+    HealthRound,
+    Membership(MembershipRoute),
+    Admin(AdminRoute),
+}
+
+/// Which requests an endpoint answers: `Get` also answers HEAD.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Get,
+    Put,
+    Post,
+    Delete,
+}
+
+impl Verb {
+    fn admits(self, method: &Method) -> bool {
+        match self {
+            Verb::Get => method == Method::GET || method == Method::HEAD,
+            Verb::Put => method == Method::PUT,
+            Verb::Post => method == Method::POST,
+            Verb::Delete => method == Method::DELETE,
         }
-        parts[count] = segment;
-        count += 1;
     }
-    let segments = &parts[..count];
-    let get = method == Method::GET || method == Method::HEAD;
-    let wrong_method = Err(StatusCode::METHOD_NOT_ALLOWED);
-    let found = match segments {
-        ["api", "topology", tail @ ..] => match (tail, method) {
-            (["snapshot"], _) if get => Route::Read(R::Snapshot),
-            (["shards"], _) if get => Route::Read(R::Shards),
-            (["nodes"], _) if get => Route::Read(R::Nodes),
-            (["version"], _) if get => Route::Read(R::Version),
-            (["events"], _) if get => Route::Read(R::Events),
-            (["subscribe"], _) if get => Route::Subscribe,
-            (["stats"], _) if get => Route::Read(R::Stats),
-            (["snapshot" | "version" | "events" | "stats" | "subscribe"], _) => {
-                return wrong_method
-            }
-            (["nodes", id], &Method::PUT) => Route::Write(W::PutNode(id)),
-            (["nodes", id], &Method::DELETE) => Route::Write(W::DeleteNode(id)),
-            (["nodes"] | ["nodes", _], _) => return wrong_method,
-            (["shards"], &Method::POST) => Route::Write(W::CreateShard),
-            (["shards"], _) => return wrong_method,
-            (["shards", id], &Method::PUT) => Route::Write(W::UpdateShard(id)),
-            (["shards", id], &Method::DELETE) => Route::Write(W::DeleteShard(id)),
-            (["shards", id, "split"], &Method::POST) => Route::Write(W::Split(id)),
-            (["shards", id, "merge"], &Method::POST) => Route::Write(W::Merge(id)),
-            (["shards", id, "migration"], &Method::POST) => Route::Write(W::StartMigration(id)),
-            (["shards", id, "migration", "progress"], &Method::POST) => {
-                Route::Write(W::MigrationProgress(id))
-            }
-            (["shards", id, "migration", "complete"], &Method::POST) => {
-                Route::Write(W::CompleteMigration(id))
-            }
-            (
-                ["shards", _]
-                | ["shards", _, "split" | "merge" | "migration"]
-                | ["shards", _, "migration", "progress" | "complete"],
-                _,
-            ) => return wrong_method,
-            (["health"], &Method::POST) => Route::Health,
-            (["health"], _) => return wrong_method,
-            (["bootstrap"], &Method::POST) => Route::Write(W::Bootstrap),
-            (["batch"], &Method::POST) => Route::Write(W::Batch),
-            (["bootstrap" | "batch"], _) => return wrong_method,
-            _ => return Err(StatusCode::NOT_FOUND),
-        },
-        ["api", "cluster", "status"] if get => Route::Cluster(ops::ClusterRoute::Status),
-        ["api", "cluster", "learners"] if method == Method::POST => {
-            Route::Cluster(ops::ClusterRoute::Membership(MembershipRoute::AddLearner))
-        }
-        ["api", "cluster", "membership"] if method == Method::POST => Route::Cluster(
-            ops::ClusterRoute::Membership(MembershipRoute::ChangeMembership),
+}
+
+/// Every route: path (without its leading slash) → the methods it allows.
+fn routes() -> Vec<(&'static str, Vec<(Verb, Endpoint)>)> {
+    use Endpoint as E;
+    use ReadRoute as R;
+    use Verb::{Delete, Get, Post, Put};
+    vec![
+        ("api/topology/snapshot", vec![(Get, E::Read(R::Snapshot))]),
+        (
+            "api/topology/shards",
+            vec![
+                (Get, E::Read(R::Shards)),
+                (Post, E::Write(|_| WriteRoute::CreateShard)),
+            ],
         ),
-        ["api", "cluster", "status" | "learners" | "membership"] => return wrong_method,
-        ["metrics"] if get => Route::Probe(ops::ProbeRoute::Metrics),
-        ["healthz"] if get => Route::Probe(ops::ProbeRoute::Healthz),
-        ["readyz"] if get => Route::Probe(ops::ProbeRoute::Readyz),
-        ["metrics" | "healthz" | "readyz"] => return wrong_method,
-        _ => return Err(StatusCode::NOT_FOUND),
-    };
-    Ok(found)
+        ("api/topology/nodes", vec![(Get, E::Read(R::Nodes))]),
+        ("api/topology/version", vec![(Get, E::Read(R::Version))]),
+        ("api/topology/events", vec![(Get, E::Read(R::Events))]),
+        ("api/topology/stats", vec![(Get, E::Read(R::Stats))]),
+        ("api/topology/subscribe", vec![(Get, E::Subscribe)]),
+        (
+            "api/topology/nodes/{id}",
+            vec![
+                (Put, E::Write(|id| WriteRoute::PutNode(id))),
+                (Delete, E::Write(|id| WriteRoute::DeleteNode(id))),
+            ],
+        ),
+        (
+            "api/topology/shards/{id}",
+            vec![
+                (Put, E::Write(|id| WriteRoute::UpdateShard(id))),
+                (Delete, E::Write(|id| WriteRoute::DeleteShard(id))),
+            ],
+        ),
+        (
+            "api/topology/shards/{id}/split",
+            vec![(Post, E::Write(|id| WriteRoute::Split(id)))],
+        ),
+        (
+            "api/topology/shards/{id}/merge",
+            vec![(Post, E::Write(|id| WriteRoute::Merge(id)))],
+        ),
+        (
+            "api/topology/shards/{id}/migration",
+            vec![(Post, E::Write(|id| WriteRoute::StartMigration(id)))],
+        ),
+        (
+            "api/topology/shards/{id}/migration/progress",
+            vec![(Post, E::Write(|id| WriteRoute::MigrationProgress(id)))],
+        ),
+        (
+            "api/topology/shards/{id}/migration/complete",
+            vec![(Post, E::Write(|id| WriteRoute::CompleteMigration(id)))],
+        ),
+        ("api/topology/health", vec![(Post, E::HealthRound)]),
+        (
+            "api/topology/bootstrap",
+            vec![(Post, E::Write(|_| WriteRoute::Bootstrap))],
+        ),
+        (
+            "api/topology/batch",
+            vec![(Post, E::Write(|_| WriteRoute::Batch))],
+        ),
+        (
+            "api/cluster/status",
+            vec![(Get, E::Admin(AdminRoute::ClusterStatus))],
+        ),
+        (
+            "api/cluster/learners",
+            vec![(Post, E::Membership(MembershipRoute::AddLearner))],
+        ),
+        (
+            "api/cluster/membership",
+            vec![(Post, E::Membership(MembershipRoute::ChangeMembership))],
+        ),
+        ("metrics", vec![(Get, E::Admin(AdminRoute::Metrics))]),
+        ("healthz", vec![(Get, E::Admin(AdminRoute::Healthz))]),
+        ("readyz", vec![(Get, E::Admin(AdminRoute::Readyz))]),
+    ]
+}
+
+static ROUTER: LazyLock<matchit::Router<Vec<(Verb, Endpoint)>>> = LazyLock::new(|| {
+    let mut router = matchit::Router::new();
+    for (path, methods) in routes() {
+        router
+            .insert(path, methods)
+            .expect("route paths are distinct");
+    }
+    router
+});
+
+/// The route of `method` on `path`; 404 for an unknown path, 405 for a known path
+/// asked with a method it does not take.
+fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
+    let path = path.trim_start_matches('/').trim_end_matches('/');
+    let matched = ROUTER.at(path).map_err(|_| StatusCode::NOT_FOUND)?;
+    let endpoint = matched
+        .value
+        .iter()
+        .find(|(verb, _)| verb.admits(method))
+        .map(|(_, endpoint)| *endpoint)
+        .ok_or(StatusCode::METHOD_NOT_ALLOWED)?;
+    Ok(match endpoint {
+        Endpoint::Read(r) => Route::Read(r),
+        Endpoint::Subscribe => Route::Subscribe,
+        Endpoint::Write(build) => Route::Write(build(matched.params.get("id").unwrap_or(""))),
+        Endpoint::HealthRound => Route::HealthRound,
+        Endpoint::Membership(m) => Route::Membership(m),
+        Endpoint::Admin(a) => Route::Admin(a),
+    })
 }
 
 impl Route<'_> {
@@ -110,11 +183,30 @@ impl Route<'_> {
         match self {
             Route::Read(r) => Some(Route::Read(r)),
             Route::Subscribe => Some(Route::Subscribe),
-            Route::Health => Some(Route::Health),
-            Route::Cluster(c) => Some(Route::Cluster(c)),
-            Route::Probe(p) => Some(Route::Probe(p)),
+            Route::HealthRound => Some(Route::HealthRound),
+            Route::Membership(m) => Some(Route::Membership(m)),
+            Route::Admin(a) => Some(Route::Admin(a)),
             Route::Write(_) => None,
         }
+    }
+
+    fn class(&self) -> RouteClass {
+        match self {
+            Route::Read(_) => RouteClass::Read,
+            Route::Subscribe => RouteClass::Subscribe,
+            Route::Write(_) | Route::HealthRound => RouteClass::Write,
+            Route::Membership(_) | Route::Admin(AdminRoute::ClusterStatus) => RouteClass::Cluster,
+            Route::Admin(_) => RouteClass::Probe,
+        }
+    }
+
+    /// Answered from memory without waiting on anything (no request timer needed).
+    fn answered_from_memory(&self) -> bool {
+        matches!(
+            self,
+            Route::Read(_)
+                | Route::Admin(AdminRoute::Metrics | AdminRoute::Healthz | AdminRoute::Readyz)
+        )
     }
 }
 
@@ -135,25 +227,18 @@ pub async fn handle(
             route(req.method(), &path_copy)
         }
     };
-    let class = match &matched {
-        Ok(Route::Read(_)) => RouteClass::Read,
-        Ok(Route::Subscribe) => RouteClass::Subscribe,
-        Ok(Route::Write(_) | Route::Health) => RouteClass::Write,
-        Ok(Route::Cluster(_)) => RouteClass::Cluster,
-        Ok(Route::Probe(_)) => RouteClass::Probe,
-        Err(_) => RouteClass::Other,
-    };
+    let class = matched.as_ref().map_or(RouteClass::Other, Route::class);
     let timeout = ctx.shared.config.http.request_timeout;
-    let plain_read = matches!(matched, Ok(Route::Read(_)) | Ok(Route::Probe(_)))
+    let plain_read = matched.as_ref().is_ok_and(Route::answered_from_memory)
         && !req.uri().query().is_some_and(|q| q.contains("consistency"));
     let work = async {
         match matched {
             Ok(Route::Read(r)) => read::handle(r, req, &ctx).await,
             Ok(Route::Subscribe) => sse::handle(req, &ctx, connection).await,
             Ok(Route::Write(w)) => write::handle(w, req, &ctx).await,
-            Ok(Route::Health) => health::handle(req, &ctx).await,
-            Ok(Route::Cluster(c)) => ops::cluster(c, req, &ctx).await,
-            Ok(Route::Probe(p)) => ops::probe(p, &ctx),
+            Ok(Route::HealthRound) => health_round::handle(req, &ctx).await,
+            Ok(Route::Membership(m)) => membership::handle(m, req, &ctx).await,
+            Ok(Route::Admin(a)) => admin::handle(a, &ctx).await,
             Err(status) => {
                 let published = ctx.published.current();
                 let path = req.uri().path();
@@ -196,6 +281,15 @@ mod tests {
 
     #[test]
     fn known_routes_match_and_others_get_404_or_405() {
+        assert!(status_of(Method::GET, "/api/topology/snapshot/").is_ok());
+        assert!(matches!(
+            route(&Method::PUT, "/api/topology/nodes/n1"),
+            Ok(Route::Write(WriteRoute::PutNode("n1")))
+        ));
+        assert!(matches!(
+            route(&Method::POST, "/api/topology/shards/s1/migration/progress"),
+            Ok(Route::Write(WriteRoute::MigrationProgress("s1")))
+        ));
         assert!(status_of(Method::GET, "/api/topology/snapshot").is_ok());
         assert!(status_of(Method::HEAD, "/api/topology/version").is_ok());
         assert!(status_of(Method::PUT, "/api/topology/nodes/n1").is_ok());

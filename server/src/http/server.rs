@@ -1,69 +1,24 @@
 //! The per-executor HTTP/1.1 listener: accept loop, connection limits, timeouts.
 //!
-//! Every executor binds the client port with SO_REUSEPORT (glommio's `TcpListener`
-//! does) and serves the connections the kernel hands it, each as a local task running
-//! hyper's HTTP/1.1 state machine (keep-alive, pipelining) over [`super::io::HyperIo`].
+//! Every executor binds the client port with SO_REUSEPORT (`net::listen`) and serves the connections the kernel hands it, each as a local task running
+//! hyper's HTTP/1.1 state machine (keep-alive, pipelining) over [`crate::net::io::HyperIo`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use glommio::net::TcpListener;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 
-use super::io::{GlommioTimer, HyperIo};
 use super::response::Body;
 use super::router;
 use crate::executor::ExecutorContext;
-
-/// Lets a handler close its own connection from outside the connection's future
-/// (the SSE watchdog uses it to drop a subscriber whose socket does not drain).
-#[derive(Default)]
-pub struct ConnectionGuard {
-    closed: std::cell::Cell<bool>,
-    close: event_listener::Event,
-}
-
-impl ConnectionGuard {
-    pub fn close(&self) {
-        self.closed.set(true);
-        self.close.notify(usize::MAX);
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.closed.get()
-    }
-
-    async fn wait_closed(&self) {
-        loop {
-            let listener = self.close.listen();
-            if self.closed.get() {
-                return;
-            }
-            listener.await;
-        }
-    }
-}
-
-/// Binds `addr` with SO_REUSEPORT (so every executor can listen on it) and
-/// SO_REUSEADDR (so a restarted server is not refused the port while sockets of its
-/// killed predecessor are still closing; glommio's own `bind` sets only the former).
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::fd::IntoRawFd;
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    // SAFETY: the descriptor is a listening TCP socket we own and hand over whole.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(socket.into_raw_fd()) })
-}
+use crate::net::io::{GlommioTimer, HyperIo};
+use crate::net::{listen, ConnectionGuard, Sharing};
 
 /// Accepts connections on `addr` until the executor stops; never returns on success.
 pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Result<()> {
-    let listener = bind(addr)?;
+    let listener = listen(addr, Sharing::PerExecutor)?;
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,

@@ -6,7 +6,6 @@
 //! over to a lagging server) is waited for, boundedly, then answered 503.
 
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -14,10 +13,10 @@ use hyper::body::Incoming;
 
 use super::query::Query;
 use super::response::{self, Body};
-use super::server::ConnectionGuard;
 use crate::executor::ExecutorContext;
-use crate::notify::frames::EventFilter;
-use crate::notify::subscribers::{self, StreamStart};
+use crate::net::ConnectionGuard;
+use crate::notify::subscribers::{self, Slot, StreamStart};
+use crate::publish::frames::EventFilter;
 
 fn resume_point(req: &Request<Incoming>, query: &Query) -> Result<Option<u64>, String> {
     if let Some(value) = req.headers().get("last-event-id") {
@@ -40,9 +39,8 @@ pub async fn handle(
     connection: Rc<ConnectionGuard>,
 ) -> Response<Body> {
     let published = ctx.published.current();
-    let fail = |status: StatusCode, message: &str| {
-        response::error(status, message, ctx.headers_for(&ctx.published.current()))
-    };
+    let fail =
+        |status: StatusCode, message: &str| response::error(status, message, ctx.current_headers());
     let notifications = &ctx.shared.config.topology.notifications;
     if !notifications.enable_sse {
         return fail(
@@ -71,42 +69,37 @@ pub async fn handle(
         Some(since) => {
             let wait = ctx.shared.config.http.write_timeout;
             if !ctx.published.wait_until(|p| p.version >= since, wait).await {
-                let mut answer = fail(
+                return response::retry_later(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!(
                         "this server has applied version {} only, behind the requested {since}; try another server",
                         ctx.published.current().version
                     ),
+                    ctx.current_headers(),
                 );
-                answer
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
-                return answer;
             }
             since
         }
     };
-    let count = ctx.shared.sse_subscribers.fetch_add(1, Ordering::Relaxed);
-    if count >= notifications.max_subscribers {
-        ctx.shared.sse_subscribers.fetch_sub(1, Ordering::Relaxed);
-        let mut answer = fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "this server already serves {} subscribers (topology.notifications.max_subscribers); try another server",
-                notifications.max_subscribers
-            ),
-        );
-        answer
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(1));
-        return answer;
-    }
+    let slot = match Slot::take(&ctx.shared) {
+        Ok(slot) => slot,
+        Err(max) => {
+            return response::retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!(
+                    "this server already serves {max} subscribers (topology.notifications.max_subscribers); try another server"
+                ),
+                ctx.current_headers(),
+            )
+        }
+    };
     let stream = subscribers::open(
         ctx.clone(),
         StreamStart {
             cursor,
             filter,
             connection,
+            slot,
         },
     );
     let mut answer = Response::new(Body::stream(stream));
@@ -117,9 +110,6 @@ pub async fn handle(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    let topo = ctx.headers_for(&ctx.published.current());
-    headers.insert("x-topology-version", HeaderValue::from(topo.version));
-    headers.insert("x-raft-term", HeaderValue::from(topo.term));
-    headers.insert("x-raft-leader", HeaderValue::from(topo.leader));
+    response::add_topology_headers(headers, ctx.current_headers(), false);
     answer
 }

@@ -6,25 +6,21 @@
 //! (ranges, node references, migration order) belongs to the state machine, which
 //! applies a change set whole or not at all.
 
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use bytes::Bytes;
-use concord_model::{
-    ApplyErrorKind, Command, HashPoint, KeyRange, NodeSpec, Operation, ShardStatus,
+use concord_api::{
+    BatchBody, BootstrapBody, CreateShardBody, EmptyBody, MergeBody, MigrationBody, NoPayload,
+    ProgressBody, PutNodeBody, SplitBody, UpdateShardBody,
 };
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use concord_model::{Command, Operation};
+use http::{header, HeaderMap, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 
-use super::query::Query;
+use super::extract::{self, parse, parse_optional, required};
 use super::response::{self, Body};
-use crate::control::WriteError;
 use crate::executor::ExecutorContext;
+use crate::net::now_ms;
+use crate::service::{Operation as ServiceOp, ServiceError};
 
-/// The write routes of design §4; path ids borrowed from the request path.
+/// The write routes; path ids borrowed from the request path.
 #[derive(Clone, Copy, Debug)]
 pub enum WriteRoute<'a> {
     PutNode(&'a str),
@@ -39,113 +35,6 @@ pub enum WriteRoute<'a> {
     CompleteMigration(&'a str),
     Bootstrap,
     Batch,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct PutNodeBody {
-    address: String,
-    labels: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct CreateShardBody {
-    shard_id: String,
-    key_range: KeyRange,
-    primary_node: String,
-    #[serde(default)]
-    replica_nodes: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct UpdateShardBody {
-    primary_node: Option<String>,
-    replica_nodes: Option<Vec<String>>,
-    status: Option<ShardStatus>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SplitBody {
-    at: Option<HashPoint>,
-    new_shard_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MergeBody {
-    with: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MigrationBody {
-    from: String,
-    to: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProgressBody {
-    percent: u8,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct EmptyBody {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct BootstrapBody {
-    nodes: Vec<NodeSpec>,
-    shard_count: u32,
-    replication_factor: u32,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchBody {
-    operations: Vec<Operation>,
-}
-
-#[derive(Serialize)]
-struct WriteAnswer<'a> {
-    success: bool,
-    message: &'a str,
-    version: u64,
-}
-
-/// Parses a JSON body with simd-json; errors name the field path.
-pub(super) fn parse<T: DeserializeOwned>(body: &mut [u8]) -> Result<T, String> {
-    let mut de = simd_json::Deserializer::from_slice(body)
-        .map_err(|e| format!("malformed JSON body: {e}"))?;
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            format!("invalid body: {}", e.inner())
-        } else {
-            format!("invalid body: field `{path}`: {}", e.inner())
-        }
-    })
-}
-
-/// Like [`parse`], but an empty body means `T::default()`.
-fn parse_optional<T: DeserializeOwned + Default>(body: &mut [u8]) -> Result<T, String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        Ok(T::default())
-    } else {
-        parse(body)
-    }
-}
-
-pub(crate) fn required(body: &mut [u8]) -> Result<&mut [u8], String> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        Err("the request body is empty; a JSON object is required".into())
-    } else {
-        Ok(body)
-    }
 }
 
 /// The operations of one route's body.
@@ -260,159 +149,63 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, String> {
         .map_err(|_| format!("If-Match must be a topology version such as \"42\", got `{text}`"))
 }
 
-/// The 401 to answer when the request lacks the configured token; `None` when it
-/// may proceed. `what` starts the message, e.g. "writes need an".
-pub fn unauthorized(
-    headers: &HeaderMap,
-    ctx: &ExecutorContext,
-    topo: response::TopologyHeaders,
-    what: &str,
-) -> Option<Response<Body>> {
-    if authorized(headers, ctx.shared.config.auth_token.as_deref()) {
-        return None;
-    }
-    let mut answer = response::error(
-        StatusCode::UNAUTHORIZED,
-        &format!("{what} `Authorization: Bearer <token>` header with the configured token"),
-        topo,
-    );
-    answer
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    Some(answer)
-}
-
-/// True when no token is configured, or the request carries `Bearer <token>`.
-pub(crate) fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
-    let Some(token) = token else { return true };
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    // Constant-time comparison: the token is a secret.
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
-pub(super) async fn read_body(
-    req: Request<Incoming>,
-    limit: usize,
-) -> Result<Bytes, (StatusCode, String)> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body exceeds the limit of {limit} bytes"),
-        )),
-        Err(e) => Err((
-            StatusCode::BAD_REQUEST,
-            format!("the request body could not be read: {e}"),
-        )),
-    }
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 pub async fn handle(
     route: WriteRoute<'_>,
     req: Request<Incoming>,
     ctx: &ExecutorContext,
 ) -> Response<Body> {
-    let published = ctx.published.current();
-    let topo = ctx.headers_for(&published);
-    let fail = |status: StatusCode, message: &str| response::error(status, message, topo);
+    write(route, req, ctx)
+        .await
+        .unwrap_or_else(|refusal| refusal)
+}
 
-    if let Some(answer) = unauthorized(req.headers(), ctx, topo, "writes need an") {
-        return answer;
-    }
-    if let Err(message) = Query::parse(req.uri().query(), &[]) {
-        return fail(StatusCode::BAD_REQUEST, &message);
-    }
-    let expected_version = match expected_version(req.headers()) {
-        Ok(v) => v,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
-    };
-    let mut body = match read_body(req, ctx.shared.config.http.max_body_bytes).await {
-        Ok(body) => body.to_vec(),
-        Err((status, message)) => return fail(status, &message),
-    };
-    let ops = match operations(route, &mut body) {
-        Ok(ops) => ops,
-        Err(message) => return fail(StatusCode::BAD_REQUEST, &message),
-    };
+async fn write(
+    route: WriteRoute<'_>,
+    req: Request<Incoming>,
+    ctx: &ExecutorContext,
+) -> Result<Response<Body>, Response<Body>> {
+    let request = extract::check(req, ctx, "writes need an", &[])?;
+    let expected_version = expected_version(request.headers())
+        .map_err(|message| request.fail(StatusCode::BAD_REQUEST, &message))?;
+    let topo = request.topo;
+    let mut body = request.body().await?.to_vec();
+    let ops = operations(route, &mut body)
+        .map_err(|message| response::error(StatusCode::BAD_REQUEST, &message, topo))?;
     let command = Command {
         timestamp_ms: now_ms(),
         expected_version,
         ops,
     };
-    commit(command, ctx).await
+    Ok(commit(command, ctx).await)
 }
 
 /// Commits `command` and answers with the new version, or the reason it was refused.
 pub async fn commit(command: Command, ctx: &ExecutorContext) -> Response<Body> {
     let timeout = ctx.shared.config.http.write_timeout;
-    let outcome = futures_lite::future::or(ctx.shared.control.write(command), async {
+    let written = ctx.shared.service.call(ServiceOp::Write(command));
+    let outcome = futures_lite::future::or(async { written.await?.written() }, async {
         glommio::timer::sleep(timeout).await;
-        Err(WriteError::Timeout(timeout))
+        Err(ServiceError::write_timeout(timeout))
     })
     .await;
-    let published = ctx.published.current();
-    let topo = ctx.headers_for(&published);
     match outcome {
-        Ok(ok) => {
+        Ok(version) => {
             // Read-your-writes on this server: wait (briefly) until this executor serves it.
-            let version = ok.version;
             ctx.published
                 .wait_until(|p| p.version >= version, timeout)
                 .await;
-            let published = ctx.published.current();
-            let body = serde_json::to_vec(&WriteAnswer {
-                success: true,
-                message: "applied",
-                version,
-            })
-            .expect("write answers serialize");
-            let mut topo = ctx.headers_for(&published);
+            let mut topo = ctx.current_headers();
             topo.version = topo.version.max(version);
-            response::json(StatusCode::OK, body, topo)
+            response::done("applied", version, NoPayload {}, topo)
         }
-        Err(WriteError::Rejected(e)) => {
-            let status = match e.kind() {
-                ApplyErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-                ApplyErrorKind::NotFound => StatusCode::NOT_FOUND,
-                ApplyErrorKind::Conflict | ApplyErrorKind::PreconditionFailed => {
-                    StatusCode::CONFLICT
-                }
-            };
-            response::error(status, &e.to_string(), topo)
-        }
-        Err(e @ (WriteError::NoLeader | WriteError::ForwardTo { .. })) => {
-            let mut answer = response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), topo);
-            answer
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(1));
-            answer
-        }
-        Err(e @ (WriteError::Timeout(_) | WriteError::Unavailable(_))) => {
-            response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), topo)
-        }
+        Err(e) => response::failure(&e, ctx.current_headers()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn if_match_forms() {
@@ -426,24 +219,6 @@ mod tests {
         assert_eq!(expected_version(&h), Ok(None));
         h.insert(header::IF_MATCH, HeaderValue::from_static("\"v1\""));
         assert!(expected_version(&h).unwrap_err().contains("If-Match"));
-    }
-
-    #[test]
-    fn bearer_token_checks() {
-        let mut h = HeaderMap::new();
-        assert!(authorized(&h, None));
-        assert!(!authorized(&h, Some("s3cret")));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer s3cret"),
-        );
-        assert!(authorized(&h, Some("s3cret")));
-        assert!(!authorized(&h, Some("s3cret2")));
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic s3cret"),
-        );
-        assert!(!authorized(&h, Some("s3cret")));
     }
 
     #[test]

@@ -1,5 +1,9 @@
-//! Change notification: SSE frames (encoded once per version, `frames`) and the
-//! subscriber side of each executor (`subscribers`: pull-based streams, lag watchdog).
+//! Change notification to SSE subscribers: each executor's pull-based streams, the
+//! lag rule and the subscriber count (`subscribers`), and the leader-loss rule that
+//! closes streams (`leader_loss`). The frames themselves are encoded once per
+//! version at publication (`publish::frames`, re-exported here).
 
-pub mod frames;
+pub mod leader_loss;
 pub mod subscribers;
+
+pub use crate::publish::frames;

@@ -2,29 +2,43 @@
 //! executor's published state, so a publication costs one wake-up per subscriber and
 //! a reference-count increment per frame — never an encoding, never a copy.
 //!
-//! A subscriber's "queue" is the distance between its cursor (the last version it
-//! was handed) and the published version. One that falls more than
-//! `subscriber_queue` versions behind (its socket does not drain) is disconnected by
-//! the watchdog (it resumes with `Last-Event-ID`), so it can never hold anyone back.
+//! The rule "lagging subscribers are disconnected" lives here ([`lagging`]): a
+//! subscriber's "queue" is the distance between its cursor (the last version it was
+//! handed) and the published version; one more than `subscriber_queue` versions
+//! behind (its socket does not drain) is disconnected, by its own stream or by the
+//! executor's [`watchdog`] (it resumes with `Last-Event-ID`), so it can never hold
+//! anyone back. The process-wide count of streams is owned by [`Slot`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::Stream;
 
-use super::frames::{progress_frame, retry_line, EventFilter, KEEP_ALIVE};
-use crate::executor::ExecutorContext;
-use crate::http::server::ConnectionGuard;
+use super::leader_loss;
+use crate::executor::{ExecutorContext, Shared};
+use crate::net::ConnectionGuard;
+use crate::publish::frames::{progress_frame, retry_line, EventFilter, KEEP_ALIVE};
 
 /// One subscriber, as its executor's watchdog sees it.
 pub struct Subscriber {
     /// The last version this subscriber was handed (frames up to it are queued or sent).
     cursor: Cell<u64>,
     connection: Rc<ConnectionGuard>,
+}
+
+/// True when a subscriber at `cursor` is too far behind `latest` to keep.
+pub fn lagging(latest: u64, cursor: u64, bound: u64) -> bool {
+    latest.saturating_sub(cursor) > bound
+}
+
+thread_local! {
+    /// The subscribers of this executor (one executor per thread).
+    static REGISTRY: Registry = Registry::default();
 }
 
 /// The subscribers of one executor.
@@ -48,7 +62,7 @@ impl Registry {
             let Some(sub) = weak.upgrade() else {
                 return false;
             };
-            if latest.saturating_sub(sub.cursor.get()) > bound {
+            if lagging(latest, sub.cursor.get(), bound) {
                 sub.connection.close();
                 dropped += 1;
                 return false;
@@ -67,11 +81,55 @@ impl Registry {
     }
 }
 
+/// One place in the process-wide count of SSE streams (`Shared::sse_subscribers`):
+/// taken when a stream is accepted, given back when it is dropped. Nothing else
+/// changes the count.
+pub struct Slot {
+    shared: Arc<Shared>,
+}
+
+impl Slot {
+    /// A place for one more stream, or `Err(max_subscribers)` when all are taken.
+    pub fn take(shared: &Arc<Shared>) -> Result<Slot, usize> {
+        let max = shared.config.topology.notifications.max_subscribers;
+        let count = shared.sse_subscribers.fetch_add(1, Ordering::Relaxed);
+        // Constructed before the check, so a refused place is given back by `drop`.
+        let slot = Slot {
+            shared: shared.clone(),
+        };
+        if count >= max {
+            return Err(max);
+        }
+        Ok(slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.sse_subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Disconnects, after every publication, this executor's subscribers that fell too
+/// far behind.
+pub async fn watchdog(ctx: Rc<ExecutorContext>) {
+    let bound = ctx.shared.config.topology.notifications.subscriber_queue as u64;
+    loop {
+        ctx.published.changed().await;
+        let latest = ctx.published.current().version;
+        let dropped = REGISTRY.with(|registry| registry.sweep(latest, bound));
+        for _ in 0..dropped {
+            ctx.metrics.sse_dropped();
+        }
+    }
+}
+
 /// What a new stream needs.
 pub struct StreamStart {
     pub cursor: u64,
     pub filter: EventFilter,
     pub connection: Rc<ConnectionGuard>,
+    pub slot: Slot,
 }
 
 struct StreamState {
@@ -83,29 +141,21 @@ struct StreamState {
     idle_since: Instant,
     /// Heartbeat / close / leader-loss deadline, reset per wait rather than made anew.
     timer: glommio::timer::Timer,
-}
-
-impl Drop for StreamState {
-    fn drop(&mut self) {
-        self.ctx
-            .shared
-            .sse_subscribers
-            .fetch_sub(1, Ordering::Relaxed);
-    }
+    /// Given back when the stream is dropped.
+    _slot: Slot,
 }
 
 fn jitter(base: Duration, fraction: f64) -> Duration {
     base.mul_f64(1.0 + fastrand::f64() * fraction)
 }
 
-/// The body stream of one subscription. The caller has counted it in
-/// `Shared::sse_subscribers`; the stream uncounts itself when dropped.
+/// The body stream of one subscription; it holds its [`Slot`] until dropped.
 pub fn open(ctx: Rc<ExecutorContext>, start: StreamStart) -> impl Stream<Item = Bytes> {
     let subscriber = Rc::new(Subscriber {
         cursor: Cell::new(start.cursor),
         connection: start.connection,
     });
-    ctx.subscribers.register(&subscriber);
+    REGISTRY.with(|registry| registry.register(&subscriber));
     let notifications = &ctx.shared.config.topology.notifications;
     let now = Instant::now();
     let mut pending = VecDeque::new();
@@ -122,17 +172,12 @@ pub fn open(ctx: Rc<ExecutorContext>, start: StreamStart) -> impl Stream<Item = 
         subscriber,
         filter: start.filter,
         pending,
+        _slot: start.slot,
     };
     futures_lite::stream::unfold(state, |mut state| async move {
         let chunk = next_chunk(&mut state).await?;
         Some((chunk, state))
     })
-}
-
-/// True when this server has had no leader for longer than the election timeout.
-fn leader_lost(ctx: &ExecutorContext) -> bool {
-    let limit = ctx.shared.config.raft.election_timeout_max;
-    ctx.shared.raft.leaderless_for().is_some_and(|d| d > limit)
 }
 
 async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
@@ -143,14 +188,21 @@ async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
             return Some(chunk);
         }
         let now = Instant::now();
-        if now >= state.closes_at || leader_lost(&ctx) || state.subscriber.connection.is_closed() {
+        if now >= state.closes_at
+            || leader_loss::lost(&ctx.shared)
+            || state.subscriber.connection.is_closed()
+        {
             return None;
         }
         let changed = ctx.published.changed();
         let published = ctx.published.current();
         let cursor = state.subscriber.cursor.get();
         if published.version > cursor {
-            if published.version - cursor > notifications.subscriber_queue as u64 {
+            if lagging(
+                published.version,
+                cursor,
+                notifications.subscriber_queue as u64,
+            ) {
                 ctx.metrics.sse_dropped();
                 return None;
             }
@@ -174,9 +226,7 @@ async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
         let heartbeat_at = state.idle_since + notifications.heartbeat_interval;
         let mut wake_at = heartbeat_at.min(state.closes_at);
         // Leaderless: wake when the election timeout has run out, to close the stream.
-        if let Some(for_how_long) = ctx.shared.raft.leaderless_for() {
-            let limit = ctx.shared.config.raft.election_timeout_max;
-            let closes = now + limit.saturating_sub(for_how_long) + Duration::from_millis(1);
+        if let Some(closes) = leader_loss::closes_at(&ctx.shared, now) {
             wake_at = wake_at.min(closes);
         }
         // (Losing the leader pokes every executor's publication, which wakes `changed`.)

@@ -15,14 +15,15 @@ use std::time::{Duration, Instant};
 use openraft::errors::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState};
 
-use super::node::RaftNode;
+use super::handle::RaftHandle;
 use super::types::TopoConfig;
-use crate::control::{ClusterStatus, MembershipError};
+use crate::service::{ErrorKind, ServiceError};
+use concord_api::ClusterStatus;
 
 /// How often catch-up progress is looked at while waiting for a learner.
 const CATCH_UP_POLL: Duration = Duration::from_millis(20);
 
-impl RaftNode {
+impl RaftHandle {
     /// Adds `node_id` at peer `address` as a learner (re-adding one at the same address
     /// is harmless); with `wait`, returns once it has replicated the leader's log as it
     /// stood when it was added, or fails with `Timeout` after `timeout`.
@@ -32,16 +33,14 @@ impl RaftNode {
         address: &str,
         wait: bool,
         timeout: Duration,
-    ) -> Result<ClusterStatus, MembershipError> {
+    ) -> Result<ClusterStatus, ServiceError> {
         let deadline = Instant::now() + timeout;
         self.ensure_leader()?;
         if node_id == 0 {
-            return Err(MembershipError::Invalid(
-                "nodeId must be a positive integer".into(),
-            ));
+            return Err(invalid("nodeId must be a positive integer"));
         }
         let parsed: SocketAddr = address.parse().map_err(|_| {
-            MembershipError::Invalid(format!(
+            invalid(format!(
                 "address `{address}` is not the peer address (IP:PORT) of the new server"
             ))
         })?;
@@ -50,22 +49,18 @@ impl RaftNode {
             let m = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&metrics);
             let membership = m.membership_config.membership();
             if membership.voter_ids().any(|id| id == node_id) {
-                return Err(MembershipError::Conflict(format!(
-                    "node {node_id} is already a voter"
-                )));
+                return Err(conflict(format!("node {node_id} is already a voter")));
             }
             for (id, node) in membership.nodes() {
                 let same_addr = node.addr.parse::<SocketAddr>().ok() == Some(parsed);
                 if *id == node_id && !same_addr {
-                    return Err(MembershipError::Conflict(format!(
+                    return Err(conflict(format!(
                         "node {node_id} is already a learner at {}; remove it (POST /api/cluster/membership without it) before adding it at {address}",
                         node.addr
                     )));
                 }
                 if *id != node_id && same_addr {
-                    return Err(MembershipError::Conflict(format!(
-                        "address {address} belongs to node {id}"
-                    )));
+                    return Err(conflict(format!("address {address} belongs to node {id}")));
                 }
             }
         }
@@ -90,13 +85,11 @@ impl RaftNode {
         &self,
         voters: BTreeSet<u64>,
         timeout: Duration,
-    ) -> Result<ClusterStatus, MembershipError> {
+    ) -> Result<ClusterStatus, ServiceError> {
         let deadline = Instant::now() + timeout;
         self.ensure_leader()?;
         if voters.is_empty() {
-            return Err(MembershipError::Invalid(
-                "members must list at least one node id".into(),
-            ));
+            return Err(invalid("members must list at least one node id"));
         }
         {
             let metrics = self.raft.metrics();
@@ -109,7 +102,7 @@ impl RaftNode {
                 .map(u64::to_string)
                 .collect();
             if !unknown.is_empty() {
-                return Err(MembershipError::Invalid(format!(
+                return Err(invalid(format!(
                     "node {} {} not a member of the cluster; add it as a learner first (POST /api/cluster/learners)",
                     unknown.join(", "),
                     if unknown.len() == 1 { "is" } else { "are" }
@@ -128,7 +121,7 @@ impl RaftNode {
     }
 
     /// Refuses with `NotLeader` (naming the leader when known) unless this node leads.
-    fn ensure_leader(&self) -> Result<(), MembershipError> {
+    fn ensure_leader(&self) -> Result<(), ServiceError> {
         let metrics = self.raft.metrics();
         let m = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&metrics);
         if m.state == ServerState::Leader {
@@ -141,10 +134,7 @@ impl RaftNode {
                 .get_node(&id)
                 .map(|n| n.addr.clone())
         });
-        Err(MembershipError::NotLeader {
-            leader_id,
-            leader_addr,
-        })
+        Err(not_leader(leader_id, leader_addr))
     }
 
     /// Waits until the leader has replicated up to `target` to learner `node_id`.
@@ -154,16 +144,13 @@ impl RaftNode {
         target: u64,
         deadline: Instant,
         timeout: Duration,
-    ) -> Result<(), MembershipError> {
+    ) -> Result<(), ServiceError> {
         loop {
             {
                 let metrics = self.raft.metrics();
                 let m = openraft::async_runtime::watch::WatchReceiver::borrow_watched(&metrics);
                 if m.state != ServerState::Leader {
-                    return Err(MembershipError::NotLeader {
-                        leader_id: m.current_leader,
-                        leader_addr: None,
-                    });
+                    return Err(not_leader(m.current_leader, None));
                 }
                 let matched = m
                     .replication
@@ -176,7 +163,7 @@ impl RaftNode {
                 }
             }
             if Instant::now() >= deadline {
-                return Err(MembershipError::Timeout(timeout));
+                return Err(timed_out(timeout));
             }
             glommio::timer::sleep(CATCH_UP_POLL).await;
         }
@@ -189,27 +176,63 @@ async fn bounded<T>(
     deadline: Instant,
     timeout: Duration,
     work: impl std::future::Future<Output = T>,
-) -> Result<T, MembershipError> {
+) -> Result<T, ServiceError> {
     let left = deadline.saturating_duration_since(Instant::now());
     futures_lite::future::or(async { Ok(work.await) }, async {
         glommio::timer::sleep(left).await;
-        Err(MembershipError::Timeout(timeout))
+        Err(timed_out(timeout))
     })
     .await
 }
 
-fn membership_error(e: RaftError<TopoConfig, ClientWriteError<TopoConfig>>) -> MembershipError {
+fn membership_error(e: RaftError<TopoConfig, ClientWriteError<TopoConfig>>) -> ServiceError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => MembershipError::NotLeader {
-            leader_id: f.leader_id,
-            leader_addr: f.leader_node.map(|n| n.addr),
-        },
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            not_leader(f.leader_id, f.leader_node.map(|n| n.addr))
+        }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => match c {
             ChangeMembershipError::EmptyMembership(_)
-            | ChangeMembershipError::LearnerNotFound(_) => MembershipError::Invalid(c.to_string()),
-            other => MembershipError::Conflict(other.to_string()),
+            | ChangeMembershipError::LearnerNotFound(_) => invalid(c.to_string()),
+            other => conflict(other.to_string()),
         },
-        RaftError::APIError(other) => MembershipError::Unavailable(other.to_string()),
-        RaftError::Fatal(f) => MembershipError::Unavailable(f.to_string()),
+        RaftError::APIError(other) => unavailable(other.to_string()),
+        RaftError::Fatal(f) => unavailable(f.to_string()),
+    }
+}
+
+fn invalid(message: impl Into<String>) -> ServiceError {
+    ServiceError::new(ErrorKind::BadRequest, message)
+}
+
+fn conflict(message: impl Into<String>) -> ServiceError {
+    ServiceError::new(ErrorKind::Conflict, message)
+}
+
+fn timed_out(timeout: Duration) -> ServiceError {
+    ServiceError::new(
+        ErrorKind::Timeout,
+        format!(
+            "the membership change did not complete within {timeout:?}; check /api/cluster/status"
+        ),
+    )
+    .retry(true)
+}
+
+fn unavailable(message: impl std::fmt::Display) -> ServiceError {
+    ServiceError::unavailable(format!("raft is unavailable: {message}")).retry(true)
+}
+
+/// Membership changes are decided by the leader and never forwarded: name it (421),
+/// or, when none is known, advise a retry.
+fn not_leader(leader_id: Option<u64>, leader_addr: Option<String>) -> ServiceError {
+    let hint = match (leader_id, &leader_addr) {
+        (Some(id), Some(addr)) => format!(" (node {id}, peer address {addr})"),
+        _ => " (none is known right now; retry shortly)".to_string(),
+    };
+    let message =
+        format!("this server is not the leader; send membership changes to the leader{hint}");
+    match leader_id {
+        Some(leader) => ServiceError::new(ErrorKind::NotLeader { leader }, message),
+        None => ServiceError::no_leader(message),
     }
 }

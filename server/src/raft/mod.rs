@@ -6,8 +6,10 @@
 //!
 //! - [`runtime`]: `GlommioRuntime`, openraft's `AsyncRuntime` on glommio. Raft runs on
 //!   one glommio executor, the control executor.
-//! - [`node`]: `RaftNode`, the facade the rest of the server uses (write, read
-//!   index, status, a watch of term/leader).
+//! - [`handle`]: `RaftHandle`, the facade the rest of the server uses (the Raft
+//!   operations of the service, status, a watch of term/leader).
+//! - [`leader`]: the one path that runs an operation on the leader (here, or
+//!   forwarded once over the peer port).
 //! - [`network`]: the Raft transport between topology servers (openraft's
 //!   `RaftNetworkV2`), over [`peer_client`]; [`peer_server`] is the peer-port listener,
 //!   and [`wire`] the routes and messages both sides speak.
@@ -18,10 +20,11 @@
 //! - [`state_machine`]: `TopologyStateMachine`, the model's `TopologyState` as
 //!   openraft's state machine, with file snapshots and the publication hook.
 
+pub mod handle;
+pub mod leader;
 pub mod log_store;
 pub mod membership;
 pub mod network;
-pub mod node;
 pub mod peer_client;
 pub mod peer_server;
 pub mod runtime;
@@ -30,10 +33,10 @@ pub mod state_machine;
 pub mod types;
 pub mod wire;
 
+pub use handle::{RaftHandle, RaftOptions, RaftStartError, RaftSummary, RaftWatch};
 pub use log_store::LogStore;
 pub use log_store::LogStoreConfig;
 pub use log_store::LogStoreError;
-pub use node::{RaftNode, RaftOptions, RaftStartError, RaftSummary, RaftWatch};
 pub use runtime::GlommioRuntime;
 pub use state_machine::AppliedMeta;
 pub use state_machine::PublishHook;

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::wire;
-use crate::http::io::HyperIo;
+use crate::net::io::HyperIo;
 
 /// Idle connections kept per peer; more concurrent calls than this open and close.
 const MAX_IDLE_PER_PEER: usize = 4;

@@ -17,19 +17,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use glommio::net::TcpListener;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use openraft::raft::AppendEntriesResponse;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::node::RaftNode;
+use super::handle::RaftHandle;
 use super::wire;
-use crate::http::io::{GlommioTimer, HyperIo};
+use crate::net;
+use crate::net::io::{GlommioTimer, HyperIo};
+use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES};
 
 /// What the peer listener enforces.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PeerServerOptions {
     /// Largest request body accepted (snapshots included).
     pub max_message_bytes: usize,
@@ -37,8 +39,8 @@ pub struct PeerServerOptions {
     pub auth_token: Option<String>,
     /// How long an idle peer connection is kept open.
     pub keepalive_timeout: Duration,
-    /// Runs health rounds that followers forward (set by the node wiring).
-    pub health: Option<crate::health::HealthHandle>,
+    /// Runs the operations followers forward (set by the process wiring).
+    pub leader: Option<Rc<dyn LeaderSide>>,
 }
 
 impl PeerServerOptions {
@@ -47,27 +49,19 @@ impl PeerServerOptions {
             max_message_bytes: config.raft.max_message_bytes,
             auth_token: config.auth_token.clone(),
             keepalive_timeout: config.http.keepalive_timeout,
-            health: None,
+            leader: None,
         }
     }
 }
 
-/// Binds the peer address. SO_REUSEADDR lets a restarted server take its port back
-/// while sockets of its killed predecessor are still closing; no SO_REUSEPORT: one
-/// executor serves the peer port, and a second process must not share it.
+/// Binds the peer address: one executor serves it, and a second process must not
+/// share it.
 pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(128)?;
-    // SAFETY: the descriptor is a listening TCP socket we own and hand over whole.
-    Ok(unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) })
+    net::listen(addr, net::Sharing::Exclusive)
 }
 
 /// Serves peer connections until the executor stops.
-pub async fn serve(listener: TcpListener, node: Rc<RaftNode>, options: PeerServerOptions) {
+pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerServerOptions) {
     let options = Rc::new(options);
     loop {
         let stream = match listener.accept().await {
@@ -141,42 +135,37 @@ fn decoded<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusal> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("peer messages are limited to {limit} bytes (raft.max_message_bytes)"),
-        )),
-        Err(e) => Err((
-            StatusCode::BAD_REQUEST,
-            format!("the body could not be read: {e}"),
-        )),
-    }
+    net::read_body(req.into_body(), limit)
+        .await
+        .map_err(|e| match e {
+            net::BodyError::TooLarge { limit } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("peer messages are limited to {limit} bytes (raft.max_message_bytes)"),
+            ),
+            e @ net::BodyError::Unreadable(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+        })
 }
 
 async fn handle(
     req: Request<Incoming>,
-    node: &RaftNode,
+    node: &RaftHandle,
     options: &PeerServerOptions,
 ) -> Response<Full<Bytes>> {
-    if !crate::http::write::authorized(req.headers(), options.auth_token.as_deref()) {
+    if !net::authorized(req.headers(), options.auth_token.as_deref()) {
         return plain(
             StatusCode::UNAUTHORIZED,
             "peer requests need the cluster's bearer token (auth_token must be the same on every server)",
         );
     }
     let path = req.uri().path().to_string();
-    let known = [
+    let raft_routes = [
         wire::APPEND,
         wire::VOTE,
         wire::PRE_VOTE,
         wire::SNAPSHOT,
         wire::TRANSFER_LEADER,
-        wire::WRITE,
-        wire::READ_INDEX,
-        wire::HEALTH_ROUND,
     ];
-    if !known.contains(&path.as_str()) {
+    if !raft_routes.contains(&path.as_str()) && !FORWARD_ROUTES.contains(&path.as_str()) {
         return plain(StatusCode::NOT_FOUND, format!("no peer route {path}"));
     }
     if req.method() != Method::POST {
@@ -193,7 +182,7 @@ async fn handle(
 async fn dispatch(
     path: &str,
     body: &[u8],
-    node: &RaftNode,
+    node: &RaftHandle,
     options: &PeerServerOptions,
 ) -> Result<Response<Full<Bytes>>, Refusal> {
     let raft = node.raft();
@@ -231,19 +220,23 @@ async fn dispatch(
             let result = raft.handle_transfer_leader(request).await;
             binary(&result.map_err(|e| e.to_string()))
         }
-        wire::WRITE => {
-            let command: wire::WriteRequest = decoded(body, path)?;
-            binary(&node.write_as_leader(command).await)
-        }
-        wire::READ_INDEX => {
-            let () = decoded(body, path)?;
-            binary(&node.read_index_as_leader().await)
-        }
-        wire::HEALTH_ROUND => {
-            let only: Option<String> = decoded(body, path)?;
-            let answer: crate::health::RemoteRound = match &options.health {
-                Some(health) => health.run_for_follower(only).await,
-                None => Err(crate::health::RemoteHealthError::NotLeader),
+        forwarded if FORWARD_ROUTES.contains(&forwarded) => {
+            let operation: Operation = decoded(body, path)?;
+            if operation.forward_route() != Some(path) {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    format!("the body of {path} is not a valid peer message: another operation"),
+                ));
+            }
+            let answer: Answer = match &options.leader {
+                // Run here or refused; never forwarded on.
+                Some(leader) => leader
+                    .run_here(operation)
+                    .await
+                    .map_err(ServiceError::unforwarded),
+                None => Err(ServiceError::no_leader(
+                    "the server the request was forwarded to serves no forwarded operations",
+                )),
             };
             binary(&answer)
         }

@@ -15,8 +15,6 @@ use std::io;
 use std::io::Write;
 use std::path::Path;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering;
 
 use sha2::Digest;
 use sha2::Sha256;
@@ -86,7 +84,6 @@ pub fn unseal<'a>(what: &str, sealed: &'a [u8]) -> Result<&'a [u8], SnapshotStor
 #[derive(Debug)]
 pub struct SnapshotStore {
     dir: PathBuf,
-    tmp_seq: AtomicU64,
 }
 
 impl SnapshotStore {
@@ -113,10 +110,7 @@ impl SnapshotStore {
                 })?;
             }
         }
-        Ok(Self {
-            dir,
-            tmp_seq: AtomicU64::new(0),
-        })
+        Ok(Self { dir })
     }
 
     /// Path of the current snapshot file.
@@ -141,12 +135,10 @@ impl SnapshotStore {
         }
     }
 
-    /// Makes `sealed` the current snapshot, durably and atomically.
+    /// Makes `sealed` the current snapshot, durably and atomically: written to a
+    /// temporary file in the same directory (removed if anything fails before the
+    /// rename), fsynced, renamed over the current one, and the directory fsynced.
     pub fn replace(&self, sealed: &[u8]) -> Result<(), SnapshotStoreError> {
-        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!("{TMP_PREFIX}{}.{seq}", std::process::id()));
         let io_err = |action: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |source| SnapshotStoreError::Io {
@@ -155,21 +147,17 @@ impl SnapshotStore {
                 source,
             }
         };
-
-        let write = || -> Result<(), SnapshotStoreError> {
-            let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-            f.write_all(sealed).map_err(io_err("write", &tmp))?;
-            f.sync_all().map_err(io_err("fsync", &tmp))?;
-            Ok(())
-        };
-        if let Err(e) = write() {
-            // Best effort: the next open removes it anyway.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .tempfile_in(&self.dir)
+            .map_err(io_err("create", &self.dir))?;
+        tmp.write_all(sealed).map_err(io_err("write", tmp.path()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(io_err("fsync", tmp.path()))?;
         let path = self.path();
-        std::fs::rename(&tmp, &path).map_err(io_err("rename snapshot into", &path))?;
+        tmp.persist(&path)
+            .map_err(|e| io_err("rename snapshot into", &path)(e.error))?;
         // The rename is only durable once the directory entry is.
         File::open(&self.dir)
             .and_then(|d| d.sync_all())

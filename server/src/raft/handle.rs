@@ -1,16 +1,12 @@
-//! The Raft node of a topology server, as the rest of the server sees it.
+//! [`RaftHandle`]: this server's Raft member, as the rest of the server sees it.
 //!
 //! Opens the durable log and the state machine under the data directory, starts
 //! openraft on the control executor, and translates between openraft's API and the
-//! server's vocabulary: `Command` in, `WriteOk`/`WriteError` out, `ClusterStatus`,
-//! and a small `RaftSummary` of term/leader/applied index for the serving executors.
-//!
-//! Writes and read indexes work on any server: a follower forwards them to the
-//! leader's peer port ([`super::wire::WRITE`], [`super::wire::READ_INDEX`]) and
-//! returns the leader's answer. The leader never forwards again, so a request makes
-//! at most one hop, and a leadership change in flight is answered "no leader" (503,
-//! retry) rather than chased around the cluster. Membership changes live in
-//! [`super::membership`].
+//! service's vocabulary: `Command` in, versions and [`ServiceError`]s out,
+//! `ClusterStatus`, and a small `RaftSummary` of term/leader/applied index for the
+//! serving executors. [`RaftHandle::run_here`] runs the Raft operations of the service
+//! on this server; forwarding to the leader is [`super::leader`]'s, membership
+//! changes [`super::membership`]'s.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,16 +18,18 @@ use std::time::Duration;
 use concord_model::{Command, TopologyState};
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+
+use crate::service::Answer;
 use openraft::{BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
 
 use super::log_store::{LogStoreConfig, LogStoreError};
 use super::network::PeerNetwork;
-use super::peer_client::{PeerError, PeerPool};
+use super::peer_client::PeerPool;
 use super::state_machine::{PublishHook, StateMachineError, TopologyStateMachine};
 use super::types::{TopoLogStore, TopoRaft, TopoRequest};
-use super::wire::{self, ReadIndexAnswer, RemoteReadError, RemoteWriteError, WriteAnswer};
 use crate::config::Config;
-use crate::control::{ClusterStatus, Member, ReadIndexError, WriteError, WriteOk};
+use crate::service::{Operation, Outcome, ServiceError};
+use concord_api::{ClusterStatus, Member, MemberRole};
 
 /// What the Raft node needs from the configuration.
 #[derive(Clone, Debug)]
@@ -87,12 +85,12 @@ pub struct RaftSummary {
 pub type Publish = Box<dyn Fn(&TopologyState, u64)>;
 
 /// The topology server's Raft node (lives on the control executor).
-pub struct RaftNode {
+pub struct RaftHandle {
     pub(super) raft: TopoRaft,
     pub(super) node_id: u64,
     /// Connections to the other servers (shared with openraft's network).
-    peers: Rc<PeerPool>,
-    forward_timeout: Duration,
+    pub(super) peers: Rc<PeerPool>,
+    pub(super) forward_timeout: Duration,
     /// When an append (or heartbeat) from a leader was last accepted here.
     last_leader_contact: std::cell::Cell<Option<std::time::Instant>>,
 }
@@ -122,10 +120,13 @@ impl RaftWatch {
     }
 }
 
-impl RaftNode {
+impl RaftHandle {
     /// Opens storage under `options.data_dir` and starts Raft. Recovers the log and
     /// the latest snapshot; `publish` is called once with the recovered state.
-    pub async fn start(options: RaftOptions, publish: Publish) -> Result<RaftNode, RaftStartError> {
+    pub async fn start(
+        options: RaftOptions,
+        publish: Publish,
+    ) -> Result<RaftHandle, RaftStartError> {
         let log = TopoLogStore::open(
             options.data_dir.join("raft-log"),
             &LogStoreConfig::default(),
@@ -171,7 +172,7 @@ impl RaftNode {
         )
         .await
         .map_err(|e| RaftStartError::Start(e.to_string()))?;
-        Ok(RaftNode {
+        Ok(RaftHandle {
             raft,
             node_id: options.node_id,
             peers,
@@ -236,164 +237,101 @@ impl RaftNode {
         }
     }
 
+    /// Runs a Raft operation of the service on this server. Write and read index
+    /// answer `NotLeaderHere` on a follower (the caller forwards); membership changes
+    /// answer `NotLeader` naming the leader.
+    pub async fn run_here(&self, operation: Operation, membership_timeout: Duration) -> Answer {
+        match operation {
+            Operation::Write(command) => self
+                .write_here(command)
+                .await
+                .map(|version| Outcome::Written { version }),
+            Operation::ReadIndex => self
+                .read_index_here()
+                .await
+                .map(|index| Outcome::ReadIndex { index }),
+            Operation::Status => Ok(Outcome::Cluster(self.status())),
+            Operation::AddLearner {
+                node_id,
+                address,
+                wait,
+            } => self
+                .add_learner(node_id, &address, wait, membership_timeout)
+                .await
+                .map(Outcome::Cluster),
+            Operation::ChangeMembership { voters } => self
+                .change_membership(voters, membership_timeout)
+                .await
+                .map(Outcome::Cluster),
+            Operation::HealthRound { .. } => Err(ServiceError::unavailable(
+                "health rounds are run by the health monitor, not by Raft",
+            )),
+        }
+    }
+
     /// Commits one change set, here when this server leads, else through the leader;
     /// returns once it is committed and applied (on the leader).
-    pub async fn write(&self, command: Command) -> Result<WriteOk, WriteError> {
-        let local = self.raft.client_write(TopoRequest(command.clone())).await;
-        match Self::write_outcome(local) {
-            Err(WriteError::ForwardTo {
-                leader_id,
-                leader_addr,
-            }) => self.forward_write(leader_id, &leader_addr, &command).await,
-            outcome => outcome,
-        }
-    }
-
-    /// A write forwarded by a follower: committed here or refused, never forwarded on.
-    pub(super) async fn write_as_leader(&self, command: Command) -> WriteAnswer {
-        let local = self.raft.client_write(TopoRequest(command)).await;
-        match Self::write_outcome(local) {
-            Ok(ok) => Ok(ok.version),
-            Err(WriteError::Rejected(e)) => Err(RemoteWriteError::Rejected(e)),
-            Err(WriteError::NoLeader | WriteError::ForwardTo { .. }) => {
-                Err(RemoteWriteError::NotLeader)
-            }
-            Err(e @ (WriteError::Timeout(_) | WriteError::Unavailable(_))) => {
-                Err(RemoteWriteError::Unavailable(e.to_string()))
-            }
-        }
-    }
-
-    async fn forward_write(
-        &self,
-        leader_id: u64,
-        leader_addr: &str,
-        command: &Command,
-    ) -> Result<WriteOk, WriteError> {
-        let answer: Result<WriteAnswer, PeerError> = self
-            .peers
-            .call(leader_addr, wire::WRITE, command, self.forward_timeout)
-            .await;
-        match answer {
-            Ok(Ok(version)) => Ok(WriteOk { version }),
-            Ok(Err(RemoteWriteError::Rejected(e))) => Err(WriteError::Rejected(e)),
-            Ok(Err(RemoteWriteError::NotLeader)) => Err(WriteError::NoLeader),
-            Ok(Err(RemoteWriteError::Unavailable(m))) => Err(WriteError::Unavailable(format!(
-                "the leader (node {leader_id}) could not commit: {m}"
-            ))),
-            Err(PeerError::Timeout { timeout, .. }) => Err(WriteError::Timeout(timeout)),
-            // Refused by the leader's peer port (a token or size mismatch): not applied.
-            Err(e @ PeerError::Status { .. }) => Err(WriteError::Unavailable(format!(
-                "the leader (node {leader_id}) refused the forwarded write: {e}"
-            ))),
-            // Never reached the leader (down, restarting): nothing was written; to the
-            // client this is the same as an election in progress, so it retries.
-            Err(e) if e.not_delivered() => {
-                tracing::debug!(error = %e, "write not forwarded");
-                Err(WriteError::NoLeader)
-            }
-            Err(e) => Err(WriteError::Unavailable(format!(
-                "forwarding to the leader (node {leader_id}) failed, the outcome is unknown: {e}"
-            ))),
-        }
-    }
-
-    fn write_outcome(
-        result: Result<
-            openraft::raft::ClientWriteResponse<super::types::TopoConfig>,
-            RaftError<super::types::TopoConfig, ClientWriteError<super::types::TopoConfig>>,
-        >,
-    ) -> Result<WriteOk, WriteError> {
-        match result {
-            Ok(response) => match response.data.result {
-                Ok(version) => Ok(WriteOk { version }),
-                Err(e) => Err(WriteError::Rejected(e)),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                match (f.leader_id, f.leader_node) {
-                    (Some(leader_id), Some(node)) => Err(WriteError::ForwardTo {
-                        leader_id,
-                        leader_addr: node.addr,
-                    }),
-                    _ => Err(WriteError::NoLeader),
-                }
-            }
-            Err(RaftError::APIError(e)) => Err(WriteError::Unavailable(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(WriteError::Unavailable(e.to_string())),
-        }
-    }
-
-    /// The log index a linearizable read must see applied: the leader's read index,
-    /// confirmed with a quorum, asked of the leader when this server is a follower.
-    /// Bounded by the forward timeout: a leader cut off from its quorum cannot confirm.
-    pub async fn read_index(&self) -> Result<u64, ReadIndexError> {
+    pub async fn write(&self, command: Command) -> Result<u64, ServiceError> {
         let timeout = self.forward_timeout;
-        futures_lite::future::or(self.read_index_anywhere(), async {
+        self.on_leader(Operation::Write(command), timeout, |operation| {
+            self.run_here(operation, timeout)
+        })
+        .await
+        .and_then(Outcome::written)
+    }
+
+    /// Commits one change set if this server leads; `NotLeaderHere` otherwise.
+    async fn write_here(&self, command: Command) -> Result<u64, ServiceError> {
+        match self.raft.client_write(TopoRequest(command)).await {
+            Ok(response) => response.data.result.map_err(|e| ServiceError::rejected(&e)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(
+                ServiceError::not_leader_here("no Raft leader is available; retry shortly"),
+            ),
+            Err(RaftError::APIError(e)) => Err(ServiceError::unavailable(format!(
+                "raft is unavailable: {e}"
+            ))),
+            Err(RaftError::Fatal(e)) => Err(ServiceError::unavailable(format!(
+                "raft is unavailable: {e}"
+            ))),
+        }
+    }
+
+    /// The leader's read index, confirmed with a quorum; `NotLeaderHere` on a follower.
+    /// Bounded by the forward timeout: a leader cut off from its quorum cannot confirm.
+    async fn read_index_here(&self) -> Result<u64, ServiceError> {
+        let timeout = self.forward_timeout;
+        let confirmed = async {
+            match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
+                Ok((read, _applied)) => Ok(read.log_id().index),
+                Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
+                    Err(ServiceError::not_leader_here(
+                        "no Raft leader is available for a linearizable read; retry shortly",
+                    ))
+                }
+                Err(e) => Err(ServiceError::unavailable(format!(
+                    "this server could not confirm leadership: {e}"
+                ))
+                .retry(true)),
+            }
+        };
+        futures_lite::future::or(confirmed, async {
             glommio::timer::sleep(timeout).await;
-            Err(ReadIndexError::Unavailable(format!(
-                "leadership was not confirmed by a quorum within {timeout:?}"
-            )))
+            Err(ServiceError::unavailable(format!(
+                "this server could not confirm leadership: leadership was not confirmed by a quorum within {timeout:?}"
+            ))
+            .retry(true))
         })
         .await
     }
 
-    async fn read_index_anywhere(&self) -> Result<u64, ReadIndexError> {
-        match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
-            Ok((read, _applied)) => Ok(read.log_id().index),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
-                let Some(leader) = f.leader_node else {
-                    return Err(ReadIndexError::NoLeader);
-                };
-                let answer: Result<ReadIndexAnswer, PeerError> = self
-                    .peers
-                    .call(&leader.addr, wire::READ_INDEX, &(), self.forward_timeout)
-                    .await;
-                match answer {
-                    Ok(Ok(index)) => Ok(index),
-                    Ok(Err(RemoteReadError::NotLeader)) => Err(ReadIndexError::NoLeader),
-                    Ok(Err(RemoteReadError::Unavailable(m))) => Err(ReadIndexError::Unavailable(m)),
-                    Err(e) => Err(ReadIndexError::Unavailable(format!(
-                        "the leader did not give a read index: {e}"
-                    ))),
-                }
-            }
-            Err(e) => Err(ReadIndexError::Unavailable(e.to_string())),
-        }
-    }
-
-    /// A read index asked by a follower: given only by the leader, never forwarded.
-    pub(super) async fn read_index_as_leader(&self) -> ReadIndexAnswer {
-        match self.raft.get_read_log_id(ReadPolicy::ReadIndex).await {
-            Ok((read, _applied)) => Ok(read.log_id().index),
-            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(_))) => {
-                Err(RemoteReadError::NotLeader)
-            }
-            Err(e) => Err(RemoteReadError::Unavailable(e.to_string())),
-        }
-    }
-
-    /// Calls `path` on the current leader's peer port, for requests only the leader
-    /// can answer (a health round). `None` when no leader is known, or this server is
-    /// it (the caller serves the request itself, never forwards to itself).
-    pub async fn call_leader<Req: serde::Serialize, Resp: serde::de::DeserializeOwned>(
-        &self,
-        path: &'static str,
-        request: &Req,
-        timeout: Duration,
-    ) -> Option<(u64, Result<Resp, PeerError>)> {
-        let (leader, addr) = {
-            let metrics = self.raft.metrics();
-            let m = metrics.borrow_watched();
-            let leader = m.current_leader.filter(|id| *id != self.node_id)?;
-            let addr = m
-                .membership_config
-                .membership()
-                .nodes()
-                .find(|(id, _)| **id == leader)
-                .map(|(_, node)| node.addr.clone())?;
-            (leader, addr)
-        };
-        Some((leader, self.peers.call(&addr, path, request, timeout).await))
+    /// The read index, here or asked of the leader (the health monitor's catch-up).
+    pub async fn read_index(&self) -> Result<u64, ServiceError> {
+        let timeout = self.forward_timeout;
+        self.on_leader(Operation::ReadIndex, timeout, |operation| {
+            self.run_here(operation, timeout)
+        })
+        .await
+        .and_then(Outcome::read_index)
     }
 
     /// The openraft handle, for the peer server.
@@ -427,9 +365,9 @@ impl RaftNode {
                 node_id: *id,
                 address: node.addr.clone(),
                 role: if voters.contains(id) {
-                    "voter"
+                    MemberRole::Voter
                 } else {
-                    "learner"
+                    MemberRole::Learner
                 },
                 matched_index: if is_leader { matched(id) } else { None },
             })

@@ -1,5 +1,5 @@
-//! The tracker's state machine, case by case, then exhaustively against the rules of
-//! design §5 with the decisions committed through the real model state machine.
+//! The tracker's state machine, case by case, then exhaustively against the health
+//! rules with the decisions committed through the real model state machine.
 
 use super::*;
 use concord_model::{Command, EventType, Operation, TopologyState};
@@ -371,7 +371,7 @@ fn long_errors_are_cut_to_the_model_limit() {
     );
 }
 
-/// What design §5 says the health after `outcomes` must be, from the rules alone.
+/// What the health rules say the health after `outcomes` must be, from the rules alone.
 fn rules_say(outcomes: &[bool], passes_since_failover: usize, t: Thresholds) -> Option<Health> {
     let trailing = |want: bool| outcomes.iter().rev().take_while(|o| **o == want).count();
     match outcomes.last() {

@@ -1,62 +1,46 @@
-//! Operational routes: cluster status, Prometheus metrics, liveness and readiness.
+//! Administrative routes: cluster status, Prometheus metrics (`/metrics`),
+//! liveness (`/healthz`) and readiness (`/readyz`).
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use concord_api::ClusterAnswer;
+use http::{Response, StatusCode};
 
 use super::response::{self, Body};
 use crate::executor::ExecutorContext;
 use crate::metrics::{self, Gauges};
+use crate::service::Operation;
 
 #[derive(Clone, Copy, Debug)]
-pub enum ClusterRoute {
-    Status,
-    Membership(super::cluster::MembershipRoute),
-}
-
-#[derive(Clone, Copy, Debug)]
-pub enum ProbeRoute {
+pub enum AdminRoute {
+    ClusterStatus,
     Metrics,
     Healthz,
     Readyz,
 }
 
-pub async fn cluster(
-    route: ClusterRoute,
-    req: Request<Incoming>,
-    ctx: &ExecutorContext,
-) -> Response<Body> {
-    match route {
-        ClusterRoute::Membership(m) => super::cluster::handle(m, req, ctx).await,
-        ClusterRoute::Status => {
-            let published = ctx.published.current();
-            let topo = ctx.headers_for(&published);
-            match ctx.shared.control.status().await {
-                Some(status) => {
-                    let body = crate::publish::encode_ok(
-                        published.version,
-                        ClusterPayload { cluster: status },
-                    );
-                    response::json(StatusCode::OK, body, topo)
-                }
-                None => response::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the control executor is not running",
-                    topo,
-                ),
-            }
+/// `GET /api/cluster/status`: Raft's view of the cluster.
+pub async fn cluster_status(ctx: &ExecutorContext) -> Response<Body> {
+    let published = ctx.published.current();
+    let topo = ctx.headers_for(&published);
+    match ctx
+        .shared
+        .service
+        .call(Operation::Status)
+        .await
+        .and_then(|o| o.cluster())
+    {
+        Ok(cluster) => {
+            let body = crate::publish::encode_ok(published.version, ClusterAnswer { cluster });
+            response::json(StatusCode::OK, body, topo)
         }
+        Err(e) => response::failure(&e, topo),
     }
 }
 
-#[derive(serde::Serialize)]
-struct ClusterPayload {
-    cluster: crate::control::ClusterStatus,
-}
-
-pub fn probe(route: ProbeRoute, ctx: &ExecutorContext) -> Response<Body> {
+pub async fn handle(route: AdminRoute, ctx: &ExecutorContext) -> Response<Body> {
     match route {
-        ProbeRoute::Healthz => response::text(StatusCode::OK, "text/plain", "ok\n".into()),
-        ProbeRoute::Readyz => {
+        AdminRoute::ClusterStatus => cluster_status(ctx).await,
+        AdminRoute::Healthz => response::text(StatusCode::OK, "text/plain", "ok\n".into()),
+        AdminRoute::Readyz => {
             let ready = ctx.shared.ready.load(std::sync::atomic::Ordering::Relaxed)
                 && ctx.shared.raft.leader() != 0;
             if ready {
@@ -69,7 +53,7 @@ pub fn probe(route: ProbeRoute, ctx: &ExecutorContext) -> Response<Body> {
                 )
             }
         }
-        ProbeRoute::Metrics => {
+        AdminRoute::Metrics => {
             let published = ctx.published.current();
             let raft = &ctx.shared.raft;
             let gauges = Gauges {

@@ -1,5 +1,5 @@
-//! Wiring: one topology server = a locked data directory, the control executor
-//! (Raft + control requests + HTTP) and N-1 further HTTP executors.
+//! Process wiring: one topology server = a locked data directory, the control
+//! executor (Raft + the service's dispatcher + HTTP) and N-1 further HTTP executors.
 //!
 //! Start-up order matters: Raft recovers its state first and publishes it, and only
 //! then do the executors bind the client port, so no client ever sees an empty
@@ -14,11 +14,15 @@ use std::sync::Arc;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, SampleTopology};
-use crate::control::{ControlClient, ControlRequest};
-use crate::executor::{ExecutorContext, RaftView, Shared};
+use crate::dispatch::Dispatcher;
+use crate::executor::{ExecutorContext, Shared};
 use crate::metrics::ExecutorMetrics;
-use crate::publish::{follow_hub, LocalPublished, PublicationHub, Published};
-use crate::raft::{RaftNode, RaftOptions, RaftWatch};
+use crate::node_health::HealthHandle;
+use crate::notify::{leader_loss, subscribers};
+use crate::publish::{follow_hub, LocalPublished, PublicationHub, Published, RaftView};
+use crate::raft::peer_server::{self, PeerServerOptions};
+use crate::raft::{RaftHandle, RaftOptions, RaftWatch};
+use crate::service::{Call, ServiceClient};
 use concord_model::{Command, NodeSpec, Operation, TopologyState};
 
 /// Why the server could not start (each a one-line reason for the operator).
@@ -124,7 +128,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     let shared = Arc::new(Shared {
         cache_control: Shared::cache_control_for(&config),
         config,
-        control: ControlClient::new(control_tx),
+        service: ServiceClient::new(control_tx),
         hub: Arc::new(hub),
         raft: RaftView::default(),
         metrics,
@@ -205,9 +209,8 @@ async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Rec
         shared: shared.clone(),
         published: local,
         cache: Default::default(),
-        subscribers: Default::default(),
     });
-    glommio::spawn_local(subscriber_watchdog(ctx.clone())).detach();
+    glommio::spawn_local(subscribers::watchdog(ctx.clone())).detach();
     let addr = shared.config.client_addr;
     if let Err(e) = crate::http::server::serve(addr, ctx).await {
         eprintln!("concord-topo: executor {index} cannot listen on {addr}: {e}");
@@ -215,24 +218,10 @@ async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Rec
     }
 }
 
-/// Disconnects, after every publication, the subscribers that fell too far behind.
-async fn subscriber_watchdog(ctx: Rc<ExecutorContext>) {
-    let bound = ctx.shared.config.topology.notifications.subscriber_queue as u64;
-    loop {
-        ctx.published.changed().await;
-        let dropped = ctx
-            .subscribers
-            .sweep(ctx.published.current().version, bound);
-        for _ in 0..dropped {
-            ctx.metrics.sse_dropped();
-        }
-    }
-}
-
 /// Starts Raft on this (the control) executor and the tasks that serve it.
 async fn start_control(
     shared: Arc<Shared>,
-    requests: async_channel::Receiver<ControlRequest>,
+    calls: async_channel::Receiver<Call>,
 ) -> Result<(), StartError> {
     let config = &shared.config;
     let hub = shared.hub.clone();
@@ -244,23 +233,28 @@ async fn start_control(
             Some(&previous),
         )));
     });
-    let raft = RaftNode::start(RaftOptions::from_config(config), publish)
+    let raft = RaftHandle::start(RaftOptions::from_config(config), publish)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
     let raft = Rc::new(raft);
-    let health = crate::health::HealthHandle::new(shared.clone(), raft.clone());
+    let health = HealthHandle::new(shared.clone());
+    let dispatcher = Rc::new(Dispatcher::new(
+        raft.clone(),
+        health.clone(),
+        config.http.write_timeout,
+        config.http.request_timeout,
+    ));
     // Serve peers before initialising: the other members' votes must reach us.
-    let peer_listener =
-        crate::raft::peer_server::bind(config.peer_addr).map_err(|source| StartError::Bind {
-            what: "peer",
-            addr: config.peer_addr,
-            source,
-        })?;
-    let peer_options = crate::raft::peer_server::PeerServerOptions {
-        health: Some(health.clone()),
-        ..crate::raft::peer_server::PeerServerOptions::from_config(config)
+    let peer_listener = peer_server::bind(config.peer_addr).map_err(|source| StartError::Bind {
+        what: "peer",
+        addr: config.peer_addr,
+        source,
+    })?;
+    let peer_options = PeerServerOptions {
+        leader: Some(dispatcher.clone()),
+        ..PeerServerOptions::from_config(config)
     };
-    glommio::spawn_local(crate::raft::peer_server::serve(
+    glommio::spawn_local(peer_server::serve(
         peer_listener,
         raft.clone(),
         peer_options,
@@ -271,56 +265,17 @@ async fn start_control(
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
     glommio::spawn_local(track_raft(raft.watch(), shared.clone())).detach();
-    glommio::spawn_local(watch_leader_contact(raft.clone(), shared.clone())).detach();
+    glommio::spawn_local(leader_loss::watch(raft.clone(), shared.clone())).detach();
     if let Some(sample) = config.sample_topology.clone() {
         glommio::spawn_local(bootstrap_sample(raft.clone(), shared.clone(), sample)).detach();
     }
-    glommio::spawn_local(crate::health::supervise(
+    glommio::spawn_local(crate::node_health::supervise(
         raft.clone(),
         shared.clone(),
-        health.clone(),
+        health,
     ))
     .detach();
-    let membership_timeout = config.http.write_timeout;
-    glommio::spawn_local(async move {
-        while let Ok(request) = requests.recv().await {
-            let raft = raft.clone();
-            let health = health.clone();
-            glommio::spawn_local(async move {
-                match request {
-                    ControlRequest::Write { command, reply } => {
-                        let _ = reply.send(raft.write(command).await).await;
-                    }
-                    ControlRequest::ReadIndex { reply } => {
-                        let _ = reply.send(raft.read_index().await).await;
-                    }
-                    ControlRequest::Status { reply } => {
-                        let _ = reply.send(raft.status()).await;
-                    }
-                    ControlRequest::AddLearner {
-                        node_id,
-                        address,
-                        wait,
-                        reply,
-                    } => {
-                        let done = raft
-                            .add_learner(node_id, &address, wait, membership_timeout)
-                            .await;
-                        let _ = reply.send(done).await;
-                    }
-                    ControlRequest::ChangeMembership { voters, reply } => {
-                        let done = raft.change_membership(voters, membership_timeout).await;
-                        let _ = reply.send(done).await;
-                    }
-                    ControlRequest::HealthRound { only, reply } => {
-                        let _ = reply.send(health.run_now(only).await).await;
-                    }
-                }
-            })
-            .detach();
-        }
-    })
-    .detach();
+    glommio::spawn_local(dispatcher.serve(calls)).detach();
     Ok(())
 }
 
@@ -338,23 +293,8 @@ async fn track_raft(mut watch: RaftWatch, shared: Arc<Shared>) {
     }
 }
 
-/// Tells the executors, every heartbeat interval, whether this server still hears a
-/// leader (SSE streams close once it has not for longer than the election timeout).
-async fn watch_leader_contact(raft: Rc<RaftNode>, shared: Arc<Shared>) {
-    let limit = shared.config.raft.election_timeout_max;
-    let tick = shared.config.raft.heartbeat_interval;
-    loop {
-        let reachable = raft.leader_silence().is_none_or(|silence| silence <= limit);
-        if shared.raft.set_leader_reachable(reachable) {
-            // Wake every executor's idle SSE streams so they see it and schedule their close.
-            shared.hub.poke();
-        }
-        glommio::timer::sleep(tick).await;
-    }
-}
-
 /// Bootstraps the sample topology once, when this server leads a brand-new cluster.
-async fn bootstrap_sample(raft: Rc<RaftNode>, shared: Arc<Shared>, sample: SampleTopology) {
+async fn bootstrap_sample(raft: Rc<RaftHandle>, shared: Arc<Shared>, sample: SampleTopology) {
     let mut watch = raft.watch();
     loop {
         let view = watch.summary();
@@ -369,7 +309,7 @@ async fn bootstrap_sample(raft: Rc<RaftNode>, shared: Arc<Shared>, sample: Sampl
                 })
                 .collect();
             let command = Command {
-                timestamp_ms: crate::http::write::now_ms(),
+                timestamp_ms: crate::net::now_ms(),
                 // Only on an empty topology: a concurrent writer wins, we do nothing.
                 expected_version: Some(0),
                 ops: vec![Operation::Bootstrap {
@@ -379,7 +319,7 @@ async fn bootstrap_sample(raft: Rc<RaftNode>, shared: Arc<Shared>, sample: Sampl
                 }],
             };
             match raft.write(command).await {
-                Ok(ok) => tracing::info!(version = ok.version, "bootstrapped the sample topology"),
+                Ok(version) => tracing::info!(version, "bootstrapped the sample topology"),
                 Err(e) => tracing::info!(error = %e, "sample topology not bootstrapped"),
             }
             return;

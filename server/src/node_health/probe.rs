@@ -13,7 +13,7 @@ use glommio::net::TcpStream;
 use http_body_util::Empty;
 
 use crate::config::ProbeKind;
-use crate::http::io::HyperIo;
+use crate::net::io::HyperIo;
 
 /// The path the HTTP probe requests.
 pub const HEALTH_PATH: &str = "/health";

@@ -1,4 +1,5 @@
-//! Publication of applied state to the serving executors.
+//! Publication of applied state (and Raft's term/leader, [`RaftView`]) to the
+//! serving executors; `frames` encodes each version's SSE frames once.
 //!
 //! After each applied batch the control executor builds one immutable [`Published`]
 //! (the state at that version plus its response bodies, encoded once) and hands it to
@@ -13,12 +14,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use concord_model::{TopologySnapshot, TopologyState};
+use concord_api::{Envelope, NodeList, ShardList, SnapshotPage, VersionInfo};
+use concord_model::TopologyState;
 use serde::Serialize;
 
-use crate::notify::frames::{reset_frame, VersionFrames};
+pub mod frames;
+mod raft_view;
 
-use crate::http::response::gzip;
+pub use raft_view::RaftView;
+
+use crate::net::gzip;
+use frames::{reset_frame, VersionFrames};
 
 /// One response body, encoded once; its gzip form is made on first demand.
 #[derive(Debug)]
@@ -41,47 +47,9 @@ impl Encoded {
     }
 }
 
-/// The envelope every successful answer shares with ConcordKV's original API.
-#[derive(Serialize)]
-pub struct Envelope<'a, T: Serialize> {
-    pub success: bool,
-    pub message: &'a str,
-    pub version: u64,
-    #[serde(flatten)]
-    pub payload: T,
-}
-
 /// Encodes `payload` inside the success envelope.
 pub fn encode_ok<T: Serialize>(version: u64, payload: T) -> Vec<u8> {
-    serde_json::to_vec(&Envelope {
-        success: true,
-        message: "ok",
-        version,
-        payload,
-    })
-    .expect("topology types always serialize")
-}
-
-#[derive(Serialize)]
-struct SnapshotPayload<'a> {
-    snapshot: &'a TopologySnapshot,
-}
-
-#[derive(Serialize)]
-struct ShardsPayload<'a, T: Serialize> {
-    shards: Vec<&'a T>,
-}
-
-#[derive(Serialize)]
-struct NodesPayload<'a, T: Serialize> {
-    nodes: Vec<&'a T>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct VersionPayload<'a> {
-    config_hash: &'a str,
-    timestamp: u64,
+    serde_json::to_vec(&Envelope::ok(version, payload)).expect("topology types always serialize")
 }
 
 /// The applied topology at one version, with everything handlers need to answer.
@@ -141,8 +109,8 @@ impl Published {
         }
         let version_body = Encoded::new(encode_ok(
             version,
-            VersionPayload {
-                config_hash: state.config_hash(),
+            VersionInfo {
+                config_hash: state.config_hash().into(),
                 timestamp: state.timestamp(),
             },
         ));
@@ -165,7 +133,7 @@ impl Published {
             let snapshot = self.state.to_snapshot();
             Encoded::new(encode_ok(
                 self.version,
-                SnapshotPayload {
+                SnapshotPage {
                     snapshot: &snapshot,
                 },
             ))
@@ -177,8 +145,8 @@ impl Published {
         self.shards_body.get_or_init(|| {
             Encoded::new(encode_ok(
                 self.version,
-                ShardsPayload {
-                    shards: self.state.shards().collect(),
+                ShardList {
+                    shards: self.state.shards().collect::<Vec<_>>(),
                 },
             ))
         })
@@ -189,8 +157,8 @@ impl Published {
         self.nodes_body.get_or_init(|| {
             Encoded::new(encode_ok(
                 self.version,
-                NodesPayload {
-                    nodes: self.state.nodes().collect(),
+                NodeList {
+                    nodes: self.state.nodes().collect::<Vec<_>>(),
                 },
             ))
         })

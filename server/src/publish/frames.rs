@@ -1,7 +1,7 @@
 //! Server-Sent Events frames, encoded once per version on the control executor and
 //! shared (reference-counted) by every subscriber on every executor.
 //!
-//! Wire form (design §4): `event:` is the event type, `data:` the event JSON on one
+//! Wire form: `event:` is the event type, `data:` the event JSON on one
 //! line, and `id:` (the version) only on the last event of a change set, so that a
 //! client resuming from its last id never splits a version.
 

@@ -11,25 +11,26 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use concord_model::{ApplyErrorKind, Command, HealthUpdate, Operation};
+use concord_model::{Command, HealthUpdate, Operation};
 use glommio::sync::Semaphore;
 
 use super::probe::{self, CheckResult, ProbeSettings};
 use super::schedule::{self, Target};
 use super::tracker::{Check, Outcome, Thresholds, Tracker};
-use super::{probe_name, HealthHandle, HealthRoundError, ManualRequest, NodeResult, RoundReport};
+use super::{probe_name, HealthHandle, HealthRoundError, ManualRequest};
 use crate::config::{HealthCheckConfig, ProbeKind};
-use crate::control::WriteError;
 use crate::executor::Shared;
-use crate::http::write::now_ms;
-use crate::raft::RaftNode;
+use crate::net::now_ms;
+use crate::raft::RaftHandle;
+use crate::service::{ErrorKind, ServiceError};
+use concord_api::{NodeResult, RoundReport};
 
 /// How often a change set refused because a node was removed meanwhile is retried
 /// without the removed nodes.
 const COMMIT_ATTEMPTS: usize = 3;
 
 /// Starts and stops the monitor with this server's leadership, until Raft stops.
-pub async fn supervise(raft: Rc<RaftNode>, shared: Arc<Shared>, handle: HealthHandle) {
+pub async fn supervise(raft: Rc<RaftHandle>, shared: Arc<Shared>, handle: HealthHandle) {
     let config = shared.config.topology.health_check.clone();
     if !config.enabled {
         return;
@@ -70,7 +71,7 @@ pub async fn supervise(raft: Rc<RaftNode>, shared: Arc<Shared>, handle: HealthHa
 
 /// One leadership term's prober.
 struct Monitor {
-    raft: Rc<RaftNode>,
+    raft: Rc<RaftHandle>,
     shared: Arc<Shared>,
     tracker: Tracker,
     interval: Duration,
@@ -95,7 +96,7 @@ struct Probed {
 }
 
 impl Monitor {
-    fn new(raft: Rc<RaftNode>, shared: Arc<Shared>, config: &HealthCheckConfig) -> Monitor {
+    fn new(raft: Rc<RaftHandle>, shared: Arc<Shared>, config: &HealthCheckConfig) -> Monitor {
         Monitor {
             raft,
             shared,
@@ -302,7 +303,7 @@ impl Monitor {
     async fn commit(
         &self,
         mut updates: Vec<HealthUpdate>,
-    ) -> Result<(u64, HashSet<String>), WriteError> {
+    ) -> Result<(u64, HashSet<String>), ServiceError> {
         let timeout = self.shared.config.http.write_timeout;
         for _ in 0..COMMIT_ATTEMPTS {
             if updates.is_empty() {
@@ -316,20 +317,20 @@ impl Monitor {
             );
             let outcome = futures_lite::future::or(self.raft.write(command), async {
                 glommio::timer::sleep(timeout).await;
-                Err(WriteError::Timeout(timeout))
+                Err(ServiceError::write_timeout(timeout))
             })
             .await;
             match outcome {
-                Ok(ok) => {
+                Ok(version) => {
                     self.shared.probes.committed();
-                    return Ok((ok.version, updates.into_iter().map(|u| u.node_id).collect()));
+                    return Ok((version, updates.into_iter().map(|u| u.node_id).collect()));
                 }
-                Err(WriteError::Rejected(e)) if e.kind() == ApplyErrorKind::NotFound => {
+                Err(e) if e.kind == ErrorKind::NotFound => {
                     let published = self.shared.hub.latest();
                     let before = updates.len();
                     updates.retain(|u| published.state.node(&u.node_id).is_some());
                     if updates.len() == before {
-                        return Err(WriteError::Rejected(e));
+                        return Err(e);
                     }
                 }
                 Err(e) => return Err(e),

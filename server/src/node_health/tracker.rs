@@ -2,7 +2,7 @@
 //! [`NodeStatus`] of each node → each node's new state and the [`HealthUpdate`]s worth
 //! committing. No I/O and no clock: times come in with the outcomes.
 //!
-//! The state machine (design §5):
+//! The state machine:
 //!
 //! - `unknown` until the first check; the first pass makes a node `healthy`, the first
 //!   failure `degraded` (there is no history of health to dampen);

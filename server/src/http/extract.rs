@@ -1,0 +1,127 @@
+//! The one request extractor of the routes that change something (writes,
+//! membership changes, health rounds): the bearer token, the query string checked
+//! against the route's allowed keys, then the body, read under `max_body_bytes` and
+//! parsed as strict JSON whose errors name the offending field's path.
+//!
+//! Every refusal is already the answer to send (`Err(Response)`).
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use super::query::Query;
+use super::response::{self, Body, TopologyHeaders};
+use crate::executor::ExecutorContext;
+use crate::net::{self, BodyError};
+
+/// A request that passed the token and query checks; its body is not read yet.
+pub struct Checked<'c> {
+    ctx: &'c ExecutorContext,
+    request: Request<Incoming>,
+    pub query: Query,
+    pub topo: TopologyHeaders,
+}
+
+/// Checks the bearer token (`needs` starts the 401 message, e.g. "writes need an")
+/// and parses the query string, refusing keys not in `allowed`.
+pub fn check<'c>(
+    request: Request<Incoming>,
+    ctx: &'c ExecutorContext,
+    needs: &str,
+    allowed: &[&str],
+) -> Result<Checked<'c>, Response<Body>> {
+    let topo = ctx.current_headers();
+    if !net::authorized(request.headers(), ctx.shared.config.auth_token.as_deref()) {
+        let mut answer = response::error(
+            StatusCode::UNAUTHORIZED,
+            &format!("{needs} `Authorization: Bearer <token>` header with the configured token"),
+            topo,
+        );
+        answer
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return Err(answer);
+    }
+    let query = Query::parse(request.uri().query(), allowed)
+        .map_err(|message| response::error(StatusCode::BAD_REQUEST, &message, topo))?;
+    Ok(Checked {
+        ctx,
+        request,
+        query,
+        topo,
+    })
+}
+
+impl Checked<'_> {
+    pub fn headers(&self) -> &HeaderMap {
+        self.request.headers()
+    }
+
+    /// A 400 (or any status) in the envelope, with this request's topology headers.
+    pub fn fail(&self, status: StatusCode, message: &str) -> Response<Body> {
+        response::error(status, message, self.topo)
+    }
+
+    /// The whole body, bounded by `http.max_body_bytes`.
+    pub async fn body(self) -> Result<Bytes, Response<Body>> {
+        let limit = self.ctx.shared.config.http.max_body_bytes;
+        let topo = self.topo;
+        net::read_body(self.request.into_body(), limit)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge { limit } => response::error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("the request body exceeds the limit of {limit} bytes"),
+                    topo,
+                ),
+                BodyError::Unreadable(why) => response::error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the request body could not be read: {why}"),
+                    topo,
+                ),
+            })
+    }
+
+    /// The body parsed as a required JSON object of type `T`.
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, Response<Body>> {
+        let topo = self.topo;
+        let mut body = self.body().await?.to_vec();
+        required(&mut body)
+            .and_then(|body| parse(body))
+            .map_err(|message| response::error(StatusCode::BAD_REQUEST, &message, topo))
+    }
+}
+
+/// Parses a JSON body with simd-json; errors name the field path.
+pub fn parse<T: DeserializeOwned>(body: &mut [u8]) -> Result<T, String> {
+    let mut de = simd_json::Deserializer::from_slice(body)
+        .map_err(|e| format!("malformed JSON body: {e}"))?;
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            format!("invalid body: {}", e.inner())
+        } else {
+            format!("invalid body: field `{path}`: {}", e.inner())
+        }
+    })
+}
+
+/// Like [`parse`], but an empty body means `T::default()`.
+pub fn parse_optional<T: DeserializeOwned + Default>(body: &mut [u8]) -> Result<T, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(body)
+    }
+}
+
+/// The body, unless it is empty (routes that need a JSON object).
+pub fn required(body: &mut [u8]) -> Result<&mut [u8], String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Err("the request body is empty; a JSON object is required".into())
+    } else {
+        Ok(body)
+    }
+}

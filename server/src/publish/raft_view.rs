@@ -1,0 +1,82 @@
+//! [`RaftView`]: this server's view of Raft (term, leader, applied index, how long
+//! no leader has been heard), mirrored into atomics by the control executor and read
+//! by every serving executor without a round trip.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// This server's view of Raft, refreshed by the control executor on every metrics change.
+pub struct RaftView {
+    term: AtomicU64,
+    leader: AtomicU64,
+    is_leader: AtomicBool,
+    applied_index: AtomicU64,
+    /// Milliseconds since `epoch` when the leader was last lost; u64::MAX while one is known.
+    leaderless_since_ms: AtomicU64,
+    epoch: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl Default for RaftView {
+    fn default() -> Self {
+        RaftView {
+            term: AtomicU64::new(0),
+            leader: AtomicU64::new(0),
+            is_leader: AtomicBool::new(false),
+            applied_index: AtomicU64::new(0),
+            leaderless_since_ms: AtomicU64::new(0),
+            epoch: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl RaftView {
+    fn now_ms(&self) -> u64 {
+        self.epoch
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+    }
+
+    /// How long this server has known no leader; `None` while it knows one.
+    pub fn leaderless_for(&self) -> Option<std::time::Duration> {
+        let since = self.leaderless_since_ms.load(Relaxed);
+        (since != u64::MAX)
+            .then(|| std::time::Duration::from_millis(self.now_ms().saturating_sub(since)))
+    }
+
+    /// Records whether this server hears a leader (its own quorum, when it leads);
+    /// losing it starts the clock of [`Self::leaderless_for`]. True when it was just lost.
+    /// (What follows from it for SSE streams is `notify::leader_loss`'s rule.)
+    pub fn set_leader_reachable(&self, reachable: bool) -> bool {
+        if reachable {
+            self.leaderless_since_ms.store(u64::MAX, Relaxed);
+        } else if self.leaderless_since_ms.load(Relaxed) == u64::MAX {
+            self.leaderless_since_ms.store(self.now_ms(), Relaxed);
+            return true;
+        }
+        false
+    }
+
+    pub fn update(&self, term: u64, leader: Option<u64>, is_leader: bool, applied_index: u64) {
+        self.term.store(term, Relaxed);
+        self.leader.store(leader.unwrap_or(0), Relaxed);
+        self.is_leader.store(is_leader, Relaxed);
+        self.applied_index.store(applied_index, Relaxed);
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term.load(Relaxed)
+    }
+
+    /// 0 when no leader is known.
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Relaxed)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.is_leader.load(Relaxed)
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index.load(Relaxed)
+    }
+}
