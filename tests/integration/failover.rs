@@ -3,7 +3,7 @@
 //! 100–200 ms). A measurement, so ignored by default:
 //!
 //! ```sh
-//! FAILOVER_RUNS=30 cargo test -p integration-tests -- --ignored failover --nocapture
+//! FAILOVER_RUNS=30 cargo test -p concord-tests -- --ignored failover --nocapture
 //! ```
 //!
 //! The client behaves like the router client: it sends each write to the next server

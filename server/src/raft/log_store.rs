@@ -472,4 +472,5 @@ where
 }
 
 #[cfg(test)]
+#[path = "log_store_test.rs"]
 mod tests;

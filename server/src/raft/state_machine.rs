@@ -353,4 +353,5 @@ impl RaftStateMachine<TopoConfig> for TopologyStateMachine {
 }
 
 #[cfg(test)]
+#[path = "state_machine_test.rs"]
 mod tests;
