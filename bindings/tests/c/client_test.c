@@ -91,7 +91,7 @@ static void bad_use(void) {
     CHECK(concordkv_client_new(opts, &client), CONCORDKV_RESULT_INVALID_SERVER);
     ASSERT(client == NULL);
     CHECK(concordkv_options_add_server(opts, NULL), CONCORDKV_RESULT_NULL_PARAMETER);
-    CHECK(concordkv_options_add_server(opts, "https://secure:1"), CONCORDKV_RESULT_INVALID_SERVER);
+    CHECK(concordkv_options_add_server(opts, "ftp://secure:1"), CONCORDKV_RESULT_INVALID_SERVER);
     CHECK(concordkv_options_set_timeouts(opts, 0, 0), CONCORDKV_RESULT_INVALID_PARAMETER);
     CHECK(concordkv_options_add_server(opts, "127.0.0.1:1"), CONCORDKV_RESULT_OK);
     CHECK(concordkv_options_set_backoff(opts, 10, 50), CONCORDKV_RESULT_OK);

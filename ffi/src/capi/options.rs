@@ -12,9 +12,9 @@ use crate::options::{ClientOptions, ReadConsistency};
 use crate::tls;
 
 /// Options for `concordkv_client_new`: the topology servers, timeouts, backoff,
-/// auth token, read consistency and the TLS files of `https://` servers. Not thread-safe: use one from one thread at a
-/// time. The client copies what it needs, so it may be freed right after
-/// `concordkv_client_new`.
+/// auth token, read consistency and the TLS files of `https://` servers. Not
+/// thread-safe: use one from one thread at a time. The client copies what it
+/// needs, so it may be freed right after `concordkv_client_new`.
 pub struct concordkv_options {
     pub(crate) inner: ClientOptions,
 }
