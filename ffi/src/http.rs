@@ -119,6 +119,17 @@ enum Transport {
     Tls(Box<TlsStream>),
 }
 
+impl Drop for Transport {
+    /// Ends a TLS session with `close_notify` (one try, never waiting for the
+    /// peer), so the server can tell a deliberate close from a cut connection.
+    fn drop(&mut self) {
+        if let Transport::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.conn.write_tls(&mut s.sock);
+        }
+    }
+}
+
 impl io::Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
