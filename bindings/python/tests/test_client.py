@@ -70,8 +70,6 @@ class LibraryTests(unittest.TestCase):
             self.assertEqual(e.exception.code, native.NOT_FOUND)
         with self.assertRaises(kv.TopologyError):
             client.route(b"k")  # closed
-
-    def test_tls_options_are_checked(self) -> None:
         # https:// without a CA file: the system's roots are never trusted instead.
         with self.assertRaises(kv.TopologyError) as e:
             kv.Client(["https://127.0.0.1:1"])
