@@ -2,11 +2,11 @@
  * Drives libconcordkv_topology over https:// from C; run by the Rust tests of the
  * client library (ffi/tests/tls.rs) against a loopback TLS server.
  *
- *   tls_test URL CA_FILE OTHER_CA_FILE KEY
+ *   tls_test URL CA_FILE OTHER_CA_FILE CLIENT_CERT CLIENT_KEY KEY
  *
  * 1. The TLS options get their documented codes: an https:// server without a CA
- *    file, files that are missing or not PEM, a client certificate without its
- *    key, NULL clearing an option.
+ *    file, files that are missing or not PEM, a certificate given as a key, a
+ *    client certificate without its key (and with it), NULL clearing an option.
  * 2. With OTHER_CA_FILE (a CA that did not sign the server's certificate) the
  *    client never becomes ready, and its last error names the certificate.
  * 3. With CA_FILE it becomes ready and prints "ROUTE key shard epoch primary".
@@ -18,29 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "concordkv_topology.h"
-
-#define CHECK(expr, want)                                                          \
-    do {                                                                           \
-        concordkv_result got_ = (expr);                                            \
-        if (got_ != (want)) {                                                      \
-            char msg_[256];                                                        \
-            size_t n_ = 0;                                                         \
-            concordkv_result_message(got_, msg_, sizeof msg_, &n_);                \
-            fprintf(stderr, "%s:%d: %s gave %u (%s), expected %u\n", __FILE__,      \
-                    __LINE__, #expr, (unsigned)got_, msg_, (unsigned)(want));      \
-            exit(1);                                                               \
-        }                                                                          \
-    } while (0)
-
-#define ASSERT(cond)                                                               \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                        \
-            exit(1);                                                               \
-        }                                                                          \
-    } while (0)
 
 /* Options with the server and, unless NULL, this CA file; short backoff. */
 static concordkv_options *options_for(const char *url, const char *ca_file) {
@@ -54,7 +33,8 @@ static concordkv_options *options_for(const char *url, const char *ca_file) {
     return opts;
 }
 
-static void option_codes(const char *url, const char *ca_file, const char *not_pem) {
+static void option_codes(const char *url, const char *ca_file, const char *not_pem,
+                         const char *client_cert, const char *client_key) {
     concordkv_options *opts = options_for(url, NULL);
     concordkv_client *client = NULL;
     char text[512];
@@ -76,9 +56,15 @@ static void option_codes(const char *url, const char *ca_file, const char *not_p
 
     CHECK(concordkv_options_set_ca_file(opts, ca_file), CONCORDKV_RESULT_OK);
     /* A certificate without its key is refused when the client is made. */
-    CHECK(concordkv_options_set_client_cert_file(opts, ca_file), CONCORDKV_RESULT_OK);
+    CHECK(concordkv_options_set_client_cert_file(opts, client_cert), CONCORDKV_RESULT_OK);
     CHECK(concordkv_client_new(opts, &client), CONCORDKV_RESULT_INVALID_TLS);
+    CHECK(concordkv_options_set_client_key_file(opts, ca_file), CONCORDKV_RESULT_INVALID_TLS);
+    CHECK(concordkv_options_set_client_key_file(opts, client_key), CONCORDKV_RESULT_OK);
+    CHECK(concordkv_client_new(opts, &client), CONCORDKV_RESULT_OK);
+    concordkv_client_free(client);
+    client = NULL;
     CHECK(concordkv_options_set_client_cert_file(opts, NULL), CONCORDKV_RESULT_OK);
+    CHECK(concordkv_options_set_client_key_file(opts, NULL), CONCORDKV_RESULT_OK);
     /* NULL clears: back to no CA file, refused again. */
     CHECK(concordkv_options_set_ca_file(opts, NULL), CONCORDKV_RESULT_OK);
     CHECK(concordkv_client_new(opts, &client), CONCORDKV_RESULT_INVALID_TLS);
@@ -127,14 +113,15 @@ static void route_over_tls(const char *url, const char *ca_file, const char *key
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s URL CA_FILE OTHER_CA_FILE KEY\n", argv[0]);
+    if (argc != 7) {
+        fprintf(stderr, "usage: %s URL CA_FILE OTHER_CA_FILE CLIENT_CERT CLIENT_KEY KEY\n",
+                argv[0]);
         return 2;
     }
     /* The program itself is not PEM: a file that exists but is not usable. */
-    option_codes(argv[1], argv[2], argv[0]);
+    option_codes(argv[1], argv[2], argv[0], argv[4], argv[5]);
     wrong_ca_is_refused(argv[1], argv[3]);
-    route_over_tls(argv[1], argv[2], argv[4]);
+    route_over_tls(argv[1], argv[2], argv[6]);
     printf("DONE\n");
     return 0;
 }
