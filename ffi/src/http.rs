@@ -266,7 +266,7 @@ impl Conn {
             Ok(_) => Ok(Read::Data),
             Err(e) if tls::is_timeout(&e) => Ok(Read::Idle),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Read::Idle),
-            Err(e) => Err(e),
+            Err(e) => Err(tls::explain("TLS", e)),
         }
     }
 

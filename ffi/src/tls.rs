@@ -99,7 +99,7 @@ pub(crate) fn handshake(
                     format!("TLS handshake with {host}: no answer within {timeout:?}"),
                 ))
             }
-            Err(e) => return Err(handshake_error(host, e)),
+            Err(e) => return Err(explain(&format!("TLS handshake with {host}"), e)),
         }
     }
     Ok(StreamOwned::new(conn, sock))
@@ -114,23 +114,30 @@ pub(crate) fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Says what failed in a handshake, with a hint where the fix is ours to give.
-fn handshake_error(host: &str, e: io::Error) -> io::Error {
-    let tls = e
+/// Prefixes a TLS error with `context` and, where the fix is in the options,
+/// says what to check. Other errors pass unchanged.
+pub(crate) fn explain(context: &str, e: io::Error) -> io::Error {
+    use rustls::AlertDescription as A;
+    let Some(tls) = e
         .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        return e;
+    };
     let hint = match tls {
-        Some(rustls::Error::InvalidCertificate(_)) => {
+        rustls::Error::InvalidCertificate(_) => {
             "; is ca_file the CA that signed this server's certificate, and does the \
              certificate name this host?"
         }
-        Some(rustls::Error::AlertReceived(_)) => {
-            "; does the server require a client certificate (client_cert_file, \
-             client_key_file) or one from another CA?"
+        rustls::Error::AlertReceived(
+            A::CertificateRequired | A::BadCertificate | A::UnknownCA | A::CertificateUnknown,
+        ) => {
+            "; the server refused this client's certificate (or its absence): check \
+             client_cert_file and client_key_file"
         }
         _ => "",
     };
-    io::Error::new(e.kind(), format!("TLS handshake with {host}: {e}{hint}"))
+    io::Error::new(e.kind(), format!("{context}: {tls}{hint}"))
 }
 
 fn file_error(option: &'static str, path: &Path, reason: String) -> OptionsError {

@@ -110,7 +110,7 @@ fn a_client_certificate_is_presented_when_configured() {
     let client = TopologyClient::new(https_options(&fake, &pki.ca)).unwrap();
     assert!(client.wait_ready(Duration::from_secs(1)).is_err());
     let error = client.last_error().unwrap();
-    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(error.contains("client_cert_file"), "{error}");
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn client_config(ca_file: &Path) -> Arc<rustls::ClientConfig> {
 fn read_timeouts_pass_through_tls_and_a_split_record_survives_them() {
     let pki = Pki::new();
     let response: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-    let pause = Duration::from_millis(450);
+    let pause = Duration::from_millis(600);
     let addr = split_record_server(&pki, response, pause);
     let ep = Endpoint::parse(&format!("https://{addr}")).unwrap();
     let config = client_config(&pki.ca);
@@ -234,7 +234,7 @@ fn read_timeouts_pass_through_tls_and_a_split_record_survives_them() {
     // meanwhile the reads return as idle, each within a few ticks.
     assert!(idle >= 2, "{idle} idle wake-ups in {wakeups:?}");
     assert!(
-        wakeups.iter().all(|w| *w < Duration::from_millis(350)),
+        wakeups.iter().all(|w| *w < Duration::from_millis(450)),
         "{wakeups:?}"
     );
     assert!(started.elapsed() >= pause - Duration::from_millis(100));
@@ -274,6 +274,19 @@ fn compile_c(source: &str, out_dir: &Path) -> PathBuf {
     out
 }
 
+/// Runs a program to its end; its standard output, after it exited with 0.
+fn stdout_of_success(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[test]
 fn c_programs_set_the_ca_file_through_the_c_abi() {
     let pki = Pki::new();
@@ -282,20 +295,14 @@ fn c_programs_set_the_ca_file_through_the_c_abi() {
     let shard = &states[2].shard_for_key(b"user:1").unwrap().shard_id;
 
     let program = compile_c("bindings/tests/c/tls_test.c", &pki.path(""));
-    let out = Command::new(&program)
-        .arg(&url)
-        .arg(&pki.ca)
-        .arg(&pki.other_ca)
-        .arg(&pki.client_cert)
-        .arg(&pki.client_key)
-        .arg("user:1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of_success(
+        Command::new(&program)
+            .arg(&url)
+            .arg(&pki.ca)
+            .arg(&pki.other_ca)
+            .arg(&pki.client_cert)
+            .arg(&pki.client_key)
+            .arg("user:1"),
     );
     assert!(
         text.contains("REFUSED ") && text.contains("certificate"),
@@ -317,13 +324,7 @@ fn c_programs_set_the_ca_file_through_the_c_abi() {
         if let Some(ca) = env {
             cmd.env("CONCORD_CACERT", ca);
         }
-        let out = cmd.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = stdout_of_success(&mut cmd);
         assert!(
             text.contains(&format!("user:1 -> {shard} (epoch")),
             "{text}"
