@@ -11,7 +11,7 @@
 //! the server name is the URL's host (an IP address is matched against the
 //! certificate's IP SANs, a DNS name is also sent as SNI).
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +24,29 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use crate::error::OptionsError;
 
 /// A TLS session over a client socket (which keeps its short read timeout).
-pub(crate) type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+pub(crate) type TlsStream = StreamOwned<ClientConnection, Socket>;
+
+/// The socket under TLS, written one buffer at a time. rustls writes with
+/// `write_vectored`, which std turns into `writev`; on a connection the peer has
+/// reset, that raises SIGPIPE, and a C program that left the signal at its default
+/// dies of it. `write` is a `send` with `MSG_NOSIGNAL`: just an `EPIPE` error.
+pub(crate) struct Socket(pub TcpStream);
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// The client certificate and its key, presented to servers that ask for one.
 pub(crate) struct Identity<'a> {
@@ -83,9 +105,10 @@ pub(crate) fn server_name(host: &str) -> Result<ServerName<'static>, String> {
 pub(crate) fn handshake(
     config: &Arc<ClientConfig>,
     host: &str,
-    mut sock: TcpStream,
+    sock: TcpStream,
     timeout: Duration,
 ) -> io::Result<TlsStream> {
+    let mut sock = Socket(sock);
     let name = server_name(host).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut conn = ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
     let deadline = Instant::now() + timeout;

@@ -16,8 +16,6 @@ use std::time::{Duration, Instant};
 
 use concordkv_topology::http::{parse_head, Conn, Endpoint, Read};
 use concordkv_topology::{ClientOptions, RouteError, TopologyClient, WaitError};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use rustls::{ServerConnection, StreamOwned};
 use support::pki::Pki;
 use support::*;
@@ -192,20 +190,6 @@ fn split_record_server(pki: &Pki, response: &'static [u8], pause: Duration) -> S
     addr
 }
 
-fn client_config(ca_file: &Path) -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca_file).unwrap())
-        .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
 #[test]
 fn read_timeouts_pass_through_tls_and_a_split_record_survives_them() {
     let pki = Pki::new();
@@ -213,7 +197,7 @@ fn read_timeouts_pass_through_tls_and_a_split_record_survives_them() {
     let pause = Duration::from_millis(600);
     let addr = split_record_server(&pki, response, pause);
     let ep = Endpoint::parse(&format!("https://{addr}")).unwrap();
-    let config = client_config(&pki.ca);
+    let config = pki.client_config();
     let mut conn = Conn::connect(&ep, Duration::from_secs(5), Some(&config)).unwrap();
     conn.send_get(&ep, "/", &[]).unwrap();
 

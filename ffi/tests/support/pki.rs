@@ -97,6 +97,21 @@ impl Pki {
             .to_vec()
     }
 
+    /// A client configuration trusting this CA, for tests below `TopologyClient`.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(&self.ca).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
     /// The test server's configuration; with `require_client_cert`, only clients
     /// presenting a certificate of this CA complete the handshake.
     pub fn server_config(&self, require_client_cert: bool) -> Arc<ServerConfig> {
