@@ -11,7 +11,6 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concordkv_topology::http::{parse_head, Conn, Endpoint, Read};
