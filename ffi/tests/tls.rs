@@ -67,6 +67,17 @@ fn the_client_follows_events_over_https() {
 }
 
 #[test]
+fn a_dns_name_is_verified_against_the_certificate() {
+    let pki = Pki::new();
+    let (fake, _) = serving_history(&pki, false);
+    let port = fake.addr.rsplit_once(':').unwrap().1;
+    let mut o = options(&[&format!("https://localhost:{port}")]);
+    o.ca_file = Some(pki.ca.clone());
+    let client = TopologyClient::new(o).unwrap();
+    assert_eq!(client.wait_for_version(3, WAIT), Ok(3));
+}
+
+#[test]
 fn a_server_certificate_from_another_ca_is_refused() {
     let pki = Pki::new();
     let (fake, _) = serving_history(&pki, false);
