@@ -50,7 +50,8 @@ enum concordkv_result
    */
   CONCORDKV_RESULT_INVALID_PARAMETER = 3,
   /*
-   The server list is empty, or an address is not `host:port` / `http://host:port`.
+   The server list is empty, or an address is not `host:port`, `http://host:port`
+   or `https://host:port`.
    */
   CONCORDKV_RESULT_INVALID_SERVER = 4,
   /*
@@ -85,6 +86,12 @@ enum concordkv_result
    The client's thread could not be started.
    */
   CONCORDKV_RESULT_THREAD_FAILED = 12,
+  /*
+   A TLS option is unusable: a CA, client certificate or key file cannot be
+   read or holds no valid PEM, the key does not match the certificate, only one
+   of the two is set, or an `https://` server has no CA file.
+   */
+  CONCORDKV_RESULT_INVALID_TLS = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -198,9 +205,9 @@ typedef struct concordkv_client concordkv_client;
 
 /*
  Options for `concordkv_client_new`: the topology servers, timeouts, backoff,
- auth token and read consistency. Not thread-safe: use one from one thread at a
- time. The client copies what it needs, so it may be freed right after
- `concordkv_client_new`.
+ auth token, read consistency and the TLS files of `https://` servers. Not
+ thread-safe: use one from one thread at a time. The client copies what it
+ needs, so it may be freed right after `concordkv_client_new`.
  */
 typedef struct concordkv_options concordkv_options;
 
@@ -368,7 +375,9 @@ concordkv_result concordkv_key_hash(const uint8_t *key, size_t key_len, uint64_t
 /*
  Creates a client from `options` (copied) and starts its thread, which connects
  to the first server. Does not wait for the network: see
- `concordkv_client_wait_ready`. `INVALID_SERVER` when the server list is empty.
+ `concordkv_client_wait_ready`. `INVALID_SERVER` when the server list is empty;
+ `INVALID_TLS` when an `https://` server has no CA file, only one of client
+ certificate and key is set, or a TLS file cannot be used (they are read here).
  Free with `concordkv_client_free`.
  */
 concordkv_result concordkv_client_new(const struct concordkv_options *options,
@@ -502,8 +511,9 @@ concordkv_result concordkv_options_new(struct concordkv_options **out_options);
 void concordkv_options_free(struct concordkv_options *options);
 
 /*
- Appends a topology server, `host:port` or `http://host:port`. A malformed
- address gives `INVALID_SERVER` and is not added.
+ Appends a topology server: `host:port`, `http://host:port` or
+ `https://host:port` (port 443 when left out; needs `concordkv_options_set_ca_file`).
+ A malformed address gives `INVALID_SERVER` and is not added.
  */
 concordkv_result concordkv_options_add_server(struct concordkv_options *options,
                                               const char *address);
@@ -544,6 +554,31 @@ concordkv_result concordkv_options_set_consistency(struct concordkv_options *opt
  */
 concordkv_result concordkv_options_set_stale_refresh_interval(struct concordkv_options *options,
                                                               uint32_t interval_ms);
+
+/*
+ Sets the PEM file of the CA certificate(s) that verify `https://` servers
+ (NULL clears it). Required by `https://` servers: the system's trusted roots
+ are never used. The file is read now, and again by `concordkv_client_new`;
+ `INVALID_TLS` when it cannot be read or holds no valid CA certificate.
+ */
+concordkv_result concordkv_options_set_ca_file(struct concordkv_options *options, const char *path);
+
+/*
+ Sets the PEM certificate chain presented to servers that require client
+ certificates (NULL clears it); set `concordkv_options_set_client_key_file` too.
+ `INVALID_TLS` when the file cannot be read or holds no PEM certificate.
+ */
+concordkv_result concordkv_options_set_client_cert_file(struct concordkv_options *options,
+                                                        const char *path);
+
+/*
+ Sets the PEM private key (PKCS#8, PKCS#1 or SEC1) of the client certificate
+ (NULL clears it). `INVALID_TLS` when the file cannot be read or holds no key;
+ a key that does not match the certificate gives `INVALID_TLS` from
+ `concordkv_client_new`.
+ */
+concordkv_result concordkv_options_set_client_key_file(struct concordkv_options *options,
+                                                       const char *path);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -117,6 +117,18 @@ public:
     Status set_consistency(concordkv_consistency consistency) {
         return concordkv_options_set_consistency(handle_.get(), static_cast<uint32_t>(consistency));
     }
+    // TLS for https:// servers: the PEM file of the CA that verifies them (required;
+    // the system's roots are never used) and, for servers that require one, a client
+    // certificate and its key. Files are checked when set (CONCORDKV_RESULT_INVALID_TLS).
+    Status set_ca_file(const std::string &path) {
+        return concordkv_options_set_ca_file(handle_.get(), path.c_str());
+    }
+    Status set_client_cert_file(const std::string &path) {
+        return concordkv_options_set_client_cert_file(handle_.get(), path.c_str());
+    }
+    Status set_client_key_file(const std::string &path) {
+        return concordkv_options_set_client_key_file(handle_.get(), path.c_str());
+    }
     [[nodiscard]] const concordkv_options *get() const noexcept { return handle_.get(); }
 
 private:

@@ -2,12 +2,17 @@
  * route: routes keys with libconcordkv_topology, then prints topology changes as
  * they arrive.
  *
- *   route [-w SECONDS] SERVER[,SERVER...] KEY...
+ *   route [-w SECONDS] [--cacert FILE] SERVER[,SERVER...] KEY...
+ *
+ * SERVER is host:port, http://host:port or https://host:port. https:// servers
+ * are verified with the CA certificate(s) of --cacert FILE (PEM), or of the file
+ * named by the environment variable CONCORD_CACERT; the system's trusted roots
+ * are not used.
  *
  * Each KEY is printed with its shard, epoch, primary and replicas (with health).
  * Then every change is printed until SECONDS pass (-w; default: until Ctrl-C).
  *
- * Build (from the repository root, after `cargo build -p concordkv-topology`):
+ * Build (from the repository root, after `cargo build -p concord-client`):
  *   cc -std=c11 -Wall -Wextra -pedantic -Iinclude bindings/examples/route.c \
  *      -Ltarget/debug -Wl,-rpath,$PWD/target/debug -lconcordkv_topology -o route
  */
@@ -85,20 +90,33 @@ int main(int argc, char **argv) {
     concordkv_result code;
     uint64_t version = 0, listener = 0;
     double seconds = -1;
+    const char *cacert = getenv("CONCORD_CACERT");
     int first = 1, k, rc = 0;
     struct timespec tick = {0, 100 * 1000 * 1000};
     long ticks = 0;
 
-    if (argc > 2 && strcmp(argv[1], "-w") == 0) {
-        seconds = atof(argv[2]);
-        first = 3;
+    for (;;) {
+        if (argc - first > 1 && strcmp(argv[first], "-w") == 0) {
+            seconds = atof(argv[first + 1]);
+        } else if (argc - first > 1 && strcmp(argv[first], "--cacert") == 0) {
+            cacert = argv[first + 1];
+        } else {
+            break;
+        }
+        first += 2;
     }
     if (argc - first < 2) {
-        fprintf(stderr, "usage: %s [-w SECONDS] SERVER[,SERVER...] KEY...\n", argv[0]);
+        fprintf(stderr, "usage: %s [-w SECONDS] [--cacert FILE] SERVER[,SERVER...] KEY...\n",
+                argv[0]);
         return 2;
     }
     if ((code = concordkv_options_new(&opts)) != CONCORDKV_RESULT_OK) {
         return fail("options", code);
+    }
+    if (cacert != NULL && *cacert != '\0' &&
+        (code = concordkv_options_set_ca_file(opts, cacert)) != CONCORDKV_RESULT_OK) {
+        concordkv_options_free(opts);
+        return fail(cacert, code);
     }
     if (add_servers(opts, argv[first]) != 0) {
         concordkv_options_free(opts);

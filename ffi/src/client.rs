@@ -45,8 +45,9 @@ impl TopologyClient {
     /// first server. Does not wait for the network: see [`TopologyClient::wait_ready`].
     pub fn new(options: ClientOptions) -> Result<TopologyClient, OptionsError> {
         let endpoints = options.validate()?;
+        let tls = options.tls_config()?;
         let shared = Arc::new(Shared::default());
-        let worker = Worker::new(Arc::clone(&shared), options, endpoints);
+        let worker = Worker::new(Arc::clone(&shared), options, endpoints, tls);
         let thread = std::thread::Builder::new()
             .name("concordkv-topology".into())
             .spawn(move || worker.run())

@@ -3,6 +3,7 @@
 //! the last one is kept for `last_error`).
 
 use std::io;
+use std::path::PathBuf;
 
 use concord_model::{ApplyEventsError, SnapshotError};
 
@@ -18,6 +19,23 @@ pub enum OptionsError {
     BadServer { address: String, reason: String },
     #[error("option {option}: {reason}")]
     Invalid {
+        option: &'static str,
+        reason: &'static str,
+    },
+    #[error(
+        "server address {address:?} is https:// but ca_file is not set: set it to the PEM \
+         file of the CA that signed the servers' certificates (the system's trusted roots \
+         are not used)"
+    )]
+    NoCaFile { address: String },
+    #[error("{option} {}: {reason}", path.display())]
+    TlsFile {
+        option: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("option {option}: {reason}")]
+    Tls {
         option: &'static str,
         reason: &'static str,
     },

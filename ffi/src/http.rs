@@ -1,17 +1,21 @@
-//! A deliberately small blocking HTTP/1.1 client over `std::net::TcpStream`: just
-//! what the client's thread needs to talk to topology servers (GET with headers,
-//! `Content-Length` and chunked bodies, keep-alive, a streamed SSE body).
+//! A deliberately small blocking HTTP/1.1 client over `std::net::TcpStream`, plain
+//! or with TLS (rustls, see `tls`): just what the client's thread needs to talk to
+//! topology servers (GET with headers, `Content-Length` and chunked bodies,
+//! keep-alive, a streamed SSE body).
 //!
 //! Why not `ureq`: the client's thread must wake every [`TICK`] while a stream is
 //! idle (to notice `report_stale`, shutdown and the idle limit) without tearing the
 //! stream down, and must tell "no byte yet" apart from "the server is gone". A socket
-//! read timeout gives exactly that on a std socket; behind ureq's reader a timeout
-//! ends the body. It also keeps the C library free of a TLS stack it does not use
-//! (the topology servers speak plain HTTP on their client port).
+//! read timeout gives exactly that on a std socket, and rustls passes it through
+//! (keeping a partly received TLS record for the next read); behind ureq's reader a
+//! timeout ends the body.
 
 use std::io::{self, Read as _, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::tls::{self, TlsStream};
 
 /// How often a blocked read returns to its caller with [`Read::Idle`].
 pub(crate) const TICK: Duration = Duration::from_millis(100);
@@ -19,29 +23,38 @@ pub(crate) const TICK: Duration = Duration::from_millis(100);
 /// Largest response head accepted (status line and headers).
 const MAX_HEAD: usize = 64 * 1024;
 
-/// A topology server's address, parsed from `host:port` or `http://host:port`.
+/// A topology server's address, parsed from `host:port`, `http://host:port` or
+/// `https://host:port`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
     /// `host:port`, as resolved and as sent in the `Host` header.
     pub authority: String,
+    /// The host alone (IPv6 in brackets): the name a TLS certificate must carry.
+    pub host: String,
+    /// `https://`: TLS over the connection.
+    pub tls: bool,
 }
 
 /// The client port `concord-topo` listens on by default.
 pub(crate) const DEFAULT_PORT: u16 = 7070;
+/// The port of an `https://` address without one.
+pub(crate) const DEFAULT_TLS_PORT: u16 = 443;
 
 impl Endpoint {
-    /// Accepts `host:port`, `host` (port 7070), `[v6]:port` and the same after
-    /// `http://`, with an optional trailing `/`. Anything else is refused with a reason.
+    /// Accepts `host:port`, `host` (port 7070), `[v6]:port`, the same after
+    /// `http://`, and after `https://` (port 443 by default), with an optional
+    /// trailing `/`. Anything else is refused with a reason.
     pub fn parse(text: &str) -> Result<Endpoint, String> {
         let s = text.trim();
-        let s = match s.split_once("://") {
-            Some(("http", rest)) => rest,
+        let (s, tls) = match s.split_once("://") {
+            Some(("http", rest)) => (rest, false),
+            Some(("https", rest)) => (rest, true),
             Some((scheme, _)) => {
                 return Err(format!(
-                    "scheme {scheme:?} is not supported; topology servers speak plain http"
+                    "scheme {scheme:?} is not supported; use http:// or https://"
                 ))
             }
-            None => s,
+            None => (s, false),
         };
         let s = s.strip_suffix('/').unwrap_or(s);
         if s.is_empty() {
@@ -62,14 +75,20 @@ impl Endpoint {
             return Err("an IPv6 host must be written in brackets, [::1]:7070".into());
         }
         let port = match port {
+            None if tls => DEFAULT_TLS_PORT,
             None => DEFAULT_PORT,
             Some(p) => match p.parse::<u16>() {
                 Ok(p) if p > 0 => p,
                 _ => return Err(format!("port {p:?} is not a number 1-65535")),
             },
         };
+        if tls {
+            tls::server_name(host)?;
+        }
         Ok(Endpoint {
             authority: format!("{host}:{port}"),
+            host: host.to_string(),
+            tls,
         })
     }
 }
@@ -87,9 +106,53 @@ pub enum Read {
 
 /// A connection with its read buffer (bytes received but not consumed yet).
 pub struct Conn {
-    stream: TcpStream,
+    stream: Transport,
     buf: Vec<u8>,
     pos: usize,
+}
+
+/// The byte stream under HTTP. Both kinds return a socket read timeout as an error
+/// of kind `WouldBlock`/`TimedOut`, having lost nothing.
+enum Transport {
+    Plain(TcpStream),
+    /// Boxed: a TLS session is large and the plain case is common.
+    Tls(Box<TlsStream>),
+}
+
+impl Drop for Transport {
+    /// Ends a TLS session with `close_notify` (one try, never waiting for the
+    /// peer), so the server can tell a deliberate close from a cut connection.
+    fn drop(&mut self) {
+        if let Transport::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.conn.write_tls(&mut s.sock);
+        }
+    }
+}
+
+impl io::Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
 }
 
 /// The parts of a response head the client acts on.
@@ -109,8 +172,14 @@ pub enum BodyKind {
 }
 
 impl Conn {
-    /// Resolves `ep` and connects to the first address that answers within `timeout`.
-    pub fn connect(ep: &Endpoint, timeout: Duration) -> io::Result<Conn> {
+    /// Resolves `ep` and connects to the first address that answers within
+    /// `timeout`; for `https://`, then runs the TLS handshake (within `timeout`
+    /// too) with `tls`, which an `https://` endpoint requires.
+    pub fn connect(
+        ep: &Endpoint,
+        timeout: Duration,
+        tls: Option<&Arc<rustls::ClientConfig>>,
+    ) -> io::Result<Conn> {
         let mut last = None;
         for addr in ep.authority.to_socket_addrs()? {
             match TcpStream::connect_timeout(&addr, timeout) {
@@ -118,6 +187,18 @@ impl Conn {
                     stream.set_nodelay(true)?;
                     stream.set_read_timeout(Some(TICK))?;
                     stream.set_write_timeout(Some(timeout.max(Duration::from_secs(1))))?;
+                    let stream = match (ep.tls, tls) {
+                        (false, _) => Transport::Plain(stream),
+                        (true, Some(config)) => Transport::Tls(Box::new(tls::handshake(
+                            config, &ep.host, stream, timeout,
+                        )?)),
+                        (true, None) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                "an https:// server needs ca_file",
+                            ))
+                        }
+                    };
                     return Ok(Conn {
                         stream,
                         buf: Vec::with_capacity(16 * 1024),
@@ -151,7 +232,9 @@ impl Conn {
             req.push_str("\r\n");
         }
         req.push_str("\r\n");
-        self.stream.write_all(req.as_bytes())
+        self.stream.write_all(req.as_bytes())?;
+        // TLS may hold back what it could not hand to the socket yet.
+        self.stream.flush()
     }
 
     /// Unconsumed received bytes.
@@ -181,16 +264,9 @@ impl Conn {
         match got {
             Ok(0) => Ok(Read::Eof),
             Ok(_) => Ok(Read::Data),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                Ok(Read::Idle)
-            }
+            Err(e) if tls::is_timeout(&e) => Ok(Read::Idle),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Read::Idle),
-            Err(e) => Err(e),
+            Err(e) => Err(tls::explain("TLS", e)),
         }
     }
 

@@ -12,7 +12,7 @@ fn endpoints_parse_with_and_without_scheme_and_port() {
     assert_eq!(ok("[::1]"), "[::1]:7070");
     for bad in [
         "",
-        "https://a:1",
+        "ftp://a:1",
         "a:0",
         "a:x",
         "a:1/path",
@@ -22,9 +22,27 @@ fn endpoints_parse_with_and_without_scheme_and_port() {
     ] {
         assert!(Endpoint::parse(bad).is_err(), "{bad:?} should be refused");
     }
-    assert!(Endpoint::parse("https://a:1")
-        .unwrap_err()
-        .contains("https"));
+    // https:// is the only other scheme the client speaks.
+    assert!(Endpoint::parse("ftp://a:1").unwrap_err().contains("ftp"));
+}
+
+#[test]
+fn https_endpoints_default_to_port_443_and_name_the_host_for_tls() {
+    let tls = Endpoint::parse("https://topo-1.example:8443/").unwrap();
+    assert_eq!(tls.authority, "topo-1.example:8443");
+    assert_eq!(tls.host, "topo-1.example");
+    assert!(tls.tls);
+    assert_eq!(
+        Endpoint::parse("https://topo-1.example").unwrap().authority,
+        "topo-1.example:443"
+    );
+    let v6 = Endpoint::parse("https://[::1]:7443").unwrap();
+    assert_eq!((v6.host.as_str(), v6.tls), ("[::1]", true));
+    assert!(tls::server_name(&v6.host).is_ok());
+    for plain in ["http://h:1", "h:1", "h"] {
+        assert!(!Endpoint::parse(plain).unwrap().tls, "{plain}");
+    }
+    assert!(Endpoint::parse("https://bad_name!:1").is_err());
 }
 
 /// Decodes `wire` fed in pieces of `step` bytes, as a socket may deliver it.

@@ -10,7 +10,8 @@
 //! - `client`: [`TopologyClient`], [`Route`];
 //! - `table`: [`RoutingTable`], the flat per-version lookup structure;
 //! - `worker`, `stream`: the client's thread (fetch, follow, resync, failover);
-//! - `http`, `sse`, `wire`: HTTP/1.1, the SSE parser, simd-json answers;
+//! - `http`, `tls`, `sse`, `wire`: HTTP/1.1 (plain or over rustls), the SSE
+//!   parser, simd-json answers;
 //! - `shared`: what the thread and the callers share (table, listeners, counters);
 //! - `options`, `backoff`, `error`;
 //! - `capi`: the C ABI.
@@ -30,6 +31,7 @@ mod stream;
 mod table;
 #[doc(hidden)]
 pub mod testkit;
+mod tls;
 mod wire;
 mod worker;
 

@@ -1,9 +1,12 @@
 //! [`ClientOptions`]: which servers to use and how patiently.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::OptionsError;
 use crate::http::Endpoint;
+use crate::tls;
 
 /// How fresh the snapshot the client starts (or resynchronises) from must be.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,10 +22,10 @@ pub enum ReadConsistency {
 /// Options of a [`crate::TopologyClient`]. `Default` gives everything but `servers`.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
-    /// Topology servers as `host:port` (or `http://host:port`); tried in order,
-    /// rotating on failure.
+    /// Topology servers as `host:port`, `http://host:port` or `https://host[:port]`
+    /// (port 443 by default; needs `ca_file`); tried in order, rotating on failure.
     pub servers: Vec<String>,
-    /// Limit of one TCP connect.
+    /// Limit of one TCP connect, and separately of one TLS handshake.
     pub connect_timeout: Duration,
     /// Longest silence tolerated on a response or an event stream. The server sends
     /// a keep-alive every `heartbeat_interval` (15 s by default), so keep this above it.
@@ -38,6 +41,14 @@ pub struct ClientOptions {
     pub stale_refresh_interval: Duration,
     /// Largest response or SSE event accepted (a snapshot of a big topology).
     pub max_message_bytes: usize,
+    /// PEM file of the CA certificate(s) that verify `https://` servers. Required
+    /// by any `https://` server: the platform's trusted roots are never used.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain presented to servers that require client
+    /// certificates; set together with `client_key_file`.
+    pub client_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert_file`.
+    pub client_key_file: Option<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -52,6 +63,9 @@ impl Default for ClientOptions {
             consistency: ReadConsistency::Applied,
             stale_refresh_interval: Duration::from_secs(1),
             max_message_bytes: 256 << 20,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 }
@@ -101,7 +115,44 @@ impl ClientOptions {
         if self.max_message_bytes < 4096 {
             return invalid("max_message_bytes", "must be at least 4096");
         }
+        let tls = |option, reason| Err(OptionsError::Tls { option, reason });
+        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
+            return tls(
+                "client_cert_file",
+                "goes with client_key_file: set both or neither",
+            );
+        }
+        if self.ca_file.is_none() {
+            if let Some((address, _)) = self.servers.iter().zip(&endpoints).find(|(_, e)| e.tls) {
+                return Err(OptionsError::NoCaFile {
+                    address: address.clone(),
+                });
+            }
+            if self.client_cert_file.is_some() {
+                return tls(
+                    "client_cert_file",
+                    "is only presented over https://, which needs ca_file too",
+                );
+            }
+        }
         Ok(endpoints)
+    }
+
+    /// Reads the TLS files (when `ca_file` is set, so a bad file shows at once)
+    /// into the configuration all `https://` connections share.
+    pub(crate) fn tls_config(&self) -> Result<Option<Arc<rustls::ClientConfig>>, OptionsError> {
+        let Some(ca_file) = self.ca_file.as_deref() else {
+            return Ok(None);
+        };
+        let identity = self
+            .client_cert_file
+            .as_deref()
+            .zip(self.client_key_file.as_deref())
+            .map(|(cert_file, key_file)| tls::Identity {
+                cert_file,
+                key_file,
+            });
+        tls::client_config(ca_file, identity).map(Some)
     }
 }
 

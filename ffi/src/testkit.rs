@@ -91,7 +91,7 @@ pub fn set_health(
 
 /// Reads one request head (up to the empty line) byte by byte, so that nothing after
 /// it is consumed; `None` when the connection ends first or the head is not UTF-8.
-pub fn read_request_head(stream: &mut impl std::io::Read) -> Option<String> {
+pub fn read_request_head(stream: &mut (impl std::io::Read + ?Sized)) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

@@ -39,6 +39,8 @@ pub(crate) struct Worker {
     pub(crate) shared: Arc<Shared>,
     pub(crate) opts: ClientOptions,
     endpoints: Vec<Endpoint>,
+    /// Shared by every `https://` connection (`None`: no `ca_file`).
+    tls: Option<Arc<rustls::ClientConfig>>,
     current: usize,
     pub(crate) state: Option<TopologyState>,
     pub(crate) backoff: Backoff,
@@ -52,12 +54,18 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub fn new(shared: Arc<Shared>, opts: ClientOptions, endpoints: Vec<Endpoint>) -> Worker {
+    pub fn new(
+        shared: Arc<Shared>,
+        opts: ClientOptions,
+        endpoints: Vec<Endpoint>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Worker {
         Worker {
             backoff: Backoff::new(opts.backoff_min, opts.backoff_max, backoff::seed()),
             shared,
             opts,
             endpoints,
+            tls,
             current: 0,
             state: None,
             conn: None,
@@ -370,7 +378,12 @@ impl Worker {
     }
 
     pub(crate) fn connect(&self) -> Result<Conn, SyncError> {
-        Conn::connect(self.endpoint(), self.opts.connect_timeout).map_err(SyncError::Connect)
+        Conn::connect(
+            self.endpoint(),
+            self.opts.connect_timeout,
+            self.tls.as_ref(),
+        )
+        .map_err(SyncError::Connect)
     }
 
     /// Reads a response head, waiting at most `read_timeout` between bytes.

@@ -7,6 +7,12 @@ libconcordkv_topology (the Rust client's C ABI).
         route = client.route(b"user:42")
         print(route.shard_id, route.primary.address)
 
+https:// servers need the CA that signed their certificates (the system's roots
+are never used), and a client certificate where the servers require one:
+
+    Client(["https://topo-1:7443"], ca_file="ca.pem",
+           client_cert_file="client.pem", client_key_file="client.key")
+
 Routing never touches the network: the library keeps a local copy of the topology
 current on its own thread. Change callbacks run on that thread (holding the GIL
 while they run): keep them short and never block in them.
@@ -18,6 +24,7 @@ import ctypes
 import json
 import threading
 from dataclasses import dataclass
+from os import PathLike, fspath
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from . import _native as n
@@ -122,6 +129,9 @@ class Client:
         auth_token: Optional[str] = None,
         linearizable: bool = False,
         stale_refresh_interval_ms: int = 1000,
+        ca_file: Optional[Union[str, PathLike]] = None,
+        client_cert_file: Optional[Union[str, PathLike]] = None,
+        client_key_file: Optional[Union[str, PathLike]] = None,
     ) -> None:
         lib = n.lib()
         self._handle: Optional[int] = None
@@ -137,6 +147,13 @@ class Client:
             if auth_token is not None:
                 _check(lib.concordkv_options_set_auth_token(opts, auth_token.encode()), "auth_token")
             _check(lib.concordkv_options_set_consistency(opts, 1 if linearizable else 0), "consistency")
+            for name, path, setter in (
+                ("ca_file", ca_file, lib.concordkv_options_set_ca_file),
+                ("client_cert_file", client_cert_file, lib.concordkv_options_set_client_cert_file),
+                ("client_key_file", client_key_file, lib.concordkv_options_set_client_key_file),
+            ):
+                if path is not None:
+                    _check(setter(opts, fspath(path).encode()), f"{name} {fspath(path)!r}")
             _check(
                 lib.concordkv_options_set_stale_refresh_interval(opts, stale_refresh_interval_ms),
                 "stale_refresh_interval",

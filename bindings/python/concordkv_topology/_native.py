@@ -23,6 +23,7 @@ TIMEOUT = 9
 UNREACHABLE = 10
 NOT_FOUND = 11
 THREAD_FAILED = 12
+INVALID_TLS = 13
 
 HEALTH = {0: "unknown", 1: "healthy", 2: "degraded", 3: "unhealthy"}
 SHARD_STATUS = {1: "active", 2: "migrating", 3: "readonly", 4: "offline"}
@@ -117,6 +118,9 @@ _SIGNATURES = {
     "concordkv_options_set_backoff": (c_result, [_P, ctypes.c_uint32, ctypes.c_uint32]),
     "concordkv_options_set_auth_token": (c_result, [_P, ctypes.c_char_p]),
     "concordkv_options_set_consistency": (c_result, [_P, ctypes.c_uint32]),
+    "concordkv_options_set_ca_file": (c_result, [_P, ctypes.c_char_p]),
+    "concordkv_options_set_client_cert_file": (c_result, [_P, ctypes.c_char_p]),
+    "concordkv_options_set_client_key_file": (c_result, [_P, ctypes.c_char_p]),
     "concordkv_options_set_stale_refresh_interval": (c_result, [_P, ctypes.c_uint32]),
     "concordkv_client_new": (c_result, [_P, ctypes.POINTER(_P)]),
     "concordkv_client_free": (None, [_P]),

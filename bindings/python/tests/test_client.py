@@ -52,7 +52,7 @@ class LibraryTests(unittest.TestCase):
         self.assertEqual(e.exception.code, native.EMPTY_KEY)
 
     def test_bad_use_gets_documented_codes(self) -> None:
-        for servers in ([], ["https://secure:1"], ["host:99999"]):
+        for servers in ([], ["ftp://secure:1"], ["host:99999"]):
             with self.assertRaises(kv.TopologyError) as e:
                 kv.Client(servers)
             self.assertEqual(e.exception.code, native.INVALID_SERVER, servers)
@@ -70,6 +70,15 @@ class LibraryTests(unittest.TestCase):
             self.assertEqual(e.exception.code, native.NOT_FOUND)
         with self.assertRaises(kv.TopologyError):
             client.route(b"k")  # closed
+        # https:// without a CA file: the system's roots are never trusted instead.
+        with self.assertRaises(kv.TopologyError) as e:
+            kv.Client(["https://127.0.0.1:1"])
+        self.assertEqual(e.exception.code, native.INVALID_TLS)
+        for option in ("ca_file", "client_cert_file", "client_key_file"):
+            with self.assertRaises(kv.TopologyError) as e:
+                kv.Client(["https://127.0.0.1:1"], **{option: "/nonexistent/file.pem"})
+            self.assertEqual(e.exception.code, native.INVALID_TLS, option)
+            self.assertIn("/nonexistent/file.pem", str(e.exception))
 
 
 @unittest.skipUnless(SERVER, "CONCORDKV_TEST_SERVER is not set")

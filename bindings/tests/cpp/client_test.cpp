@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
         auto options = concordkv::Options::create();
         ASSERT(options.ok());
         concordkv::Options opts = std::move(options).value();
-        ASSERT(opts.add_server("https://nope:1").code() == CONCORDKV_RESULT_INVALID_SERVER);
+        ASSERT(opts.add_server("ftp://nope:1").code() == CONCORDKV_RESULT_INVALID_SERVER);
         auto none = concordkv::Client::create(opts);
         ASSERT(none.code() == CONCORDKV_RESULT_INVALID_SERVER);
         ASSERT(none.message().find("server") != std::string::npos);
@@ -47,6 +47,18 @@ int main(int argc, char **argv) {
         ASSERT(c.route("").code() == CONCORDKV_RESULT_EMPTY_KEY);
         ASSERT(c.remove_listener(42).code() == CONCORDKV_RESULT_NOT_FOUND);
         ASSERT(c.last_error().find("127.0.0.1:1") != std::string::npos);
+    }
+    {
+        // https:// needs a CA file, and the TLS files are checked when set.
+        auto options = concordkv::Options::create();
+        ASSERT(options.ok());
+        concordkv::Options opts = std::move(options).value();
+        ASSERT(opts.add_server("https://127.0.0.1:1").ok());
+        ASSERT(concordkv::Client::create(opts).code() == CONCORDKV_RESULT_INVALID_TLS);
+        ASSERT(opts.set_ca_file("/nonexistent/ca.pem").code() == CONCORDKV_RESULT_INVALID_TLS);
+        ASSERT(opts.set_client_cert_file("/nonexistent/c.pem").code() == CONCORDKV_RESULT_INVALID_TLS);
+        ASSERT(opts.set_client_key_file("/nonexistent/k.pem").code() == CONCORDKV_RESULT_INVALID_TLS);
+        ASSERT(concordkv::message(CONCORDKV_RESULT_INVALID_TLS).find("TLS") != std::string::npos);
     }
 
     auto options = concordkv::Options::create();

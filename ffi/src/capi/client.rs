@@ -99,7 +99,9 @@ unsafe impl Send for UserData {}
 
 /// Creates a client from `options` (copied) and starts its thread, which connects
 /// to the first server. Does not wait for the network: see
-/// `concordkv_client_wait_ready`. `INVALID_SERVER` when the server list is empty.
+/// `concordkv_client_wait_ready`. `INVALID_SERVER` when the server list is empty;
+/// `INVALID_TLS` when an `https://` server has no CA file, only one of client
+/// certificate and key is set, or a TLS file cannot be used (they are read here).
 /// Free with `concordkv_client_free`.
 #[no_mangle]
 pub extern "C" fn concordkv_client_new(
@@ -118,6 +120,11 @@ pub extern "C" fn concordkv_client_new(
                 concordkv_result::InvalidServer
             }
             Err(OptionsError::Invalid { .. }) => concordkv_result::InvalidParameter,
+            Err(
+                OptionsError::NoCaFile { .. }
+                | OptionsError::TlsFile { .. }
+                | OptionsError::Tls { .. },
+            ) => concordkv_result::InvalidTls,
             Err(OptionsError::Thread(_)) => concordkv_result::ThreadFailed,
         }
     })

@@ -46,7 +46,8 @@ pub enum concordkv_result {
     Panic = 2,
     /// An argument is out of range or not UTF-8 (the message of the call says which).
     InvalidParameter = 3,
-    /// The server list is empty, or an address is not `host:port` / `http://host:port`.
+    /// The server list is empty, or an address is not `host:port`, `http://host:port`
+    /// or `https://host:port`.
     InvalidServer = 4,
     /// A caller buffer is too small; the `*_needed` sizes say how large it must be.
     BufferTooSmall = 5,
@@ -64,10 +65,14 @@ pub enum concordkv_result {
     NotFound = 11,
     /// The client's thread could not be started.
     ThreadFailed = 12,
+    /// A TLS option is unusable: a CA, client certificate or key file cannot be
+    /// read or holds no valid PEM, the key does not match the certificate, only one
+    /// of the two is set, or an `https://` server has no CA file.
+    InvalidTls = 13,
 }
 
 impl concordkv_result {
-    const ALL: [concordkv_result; 13] = [
+    const ALL: [concordkv_result; 14] = [
         concordkv_result::Ok,
         concordkv_result::NullParameter,
         concordkv_result::Panic,
@@ -81,6 +86,7 @@ impl concordkv_result {
         concordkv_result::Unreachable,
         concordkv_result::NotFound,
         concordkv_result::ThreadFailed,
+        concordkv_result::InvalidTls,
     ];
 
     fn message(self) -> &'static str {
@@ -91,7 +97,8 @@ impl concordkv_result {
             R::Panic => "internal error: the library panicked (please report this)",
             R::InvalidParameter => "an argument is out of range or not valid UTF-8",
             R::InvalidServer => {
-                "the server list is empty or an address is not host:port or http://host:port"
+                "the server list is empty or an address is not host:port, http://host:port \
+                 or https://host:port"
             }
             R::BufferTooSmall => {
                 "a buffer is too small; the *_needed sizes say how large it must be"
@@ -105,6 +112,11 @@ impl concordkv_result {
             }
             R::NotFound => "no such listener",
             R::ThreadFailed => "the client's thread could not be started",
+            R::InvalidTls => {
+                "a TLS option is unusable: a CA, client certificate or key file is unreadable, \
+                 not valid PEM or does not match, only one of client certificate and key is \
+                 set, or an https:// server has no CA file"
+            }
         }
     }
 }

@@ -2,16 +2,19 @@
 //! read by `concordkv_client_new`.
 
 use std::ffi::c_char;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{boundary, concordkv_result, str_arg, try_mut};
+use crate::error::OptionsError;
 use crate::http::Endpoint;
 use crate::options::{ClientOptions, ReadConsistency};
+use crate::tls;
 
 /// Options for `concordkv_client_new`: the topology servers, timeouts, backoff,
-/// auth token and read consistency. Not thread-safe: use one from one thread at a
-/// time. The client copies what it needs, so it may be freed right after
-/// `concordkv_client_new`.
+/// auth token, read consistency and the TLS files of `https://` servers. Not
+/// thread-safe: use one from one thread at a time. The client copies what it
+/// needs, so it may be freed right after `concordkv_client_new`.
 pub struct concordkv_options {
     pub(crate) inner: ClientOptions,
 }
@@ -53,8 +56,9 @@ pub extern "C" fn concordkv_options_free(options: *mut concordkv_options) {
     });
 }
 
-/// Appends a topology server, `host:port` or `http://host:port`. A malformed
-/// address gives `INVALID_SERVER` and is not added.
+/// Appends a topology server: `host:port`, `http://host:port` or
+/// `https://host:port` (port 443 when left out; needs `concordkv_options_set_ca_file`).
+/// A malformed address gives `INVALID_SERVER` and is not added.
 #[no_mangle]
 pub extern "C" fn concordkv_options_add_server(
     options: *mut concordkv_options,
@@ -168,4 +172,71 @@ pub extern "C" fn concordkv_options_set_stale_refresh_interval(
         o.inner.stale_refresh_interval = Duration::from_millis(interval_ms.into());
         concordkv_result::Ok
     })
+}
+
+/// Sets one TLS file option from a C path after `check` accepted the file. NULL
+/// clears the option; a non-UTF-8 path gives `INVALID_PARAMETER`, a file `check`
+/// refuses gives `INVALID_TLS` (and leaves the option as it was).
+fn set_tls_file<T>(
+    options: *mut concordkv_options,
+    path: *const c_char,
+    check: impl FnOnce(&Path) -> Result<T, OptionsError>,
+    field: impl FnOnce(&mut ClientOptions) -> &mut Option<PathBuf>,
+) -> concordkv_result {
+    boundary(|| {
+        let o = try_mut!(options);
+        if path.is_null() {
+            *field(&mut o.inner) = None;
+            return concordkv_result::Ok;
+        }
+        let path = match unsafe { str_arg(path) } {
+            Ok(p) => Path::new(p),
+            Err(e) => return e,
+        };
+        if check(path).is_err() {
+            return concordkv_result::InvalidTls;
+        }
+        *field(&mut o.inner) = Some(path.to_path_buf());
+        concordkv_result::Ok
+    })
+}
+
+/// Sets the PEM file of the CA certificate(s) that verify `https://` servers
+/// (NULL clears it). Required by `https://` servers: the system's trusted roots
+/// are never used. The file is read now, and again by `concordkv_client_new`;
+/// `INVALID_TLS` when it cannot be read or holds no valid CA certificate.
+#[no_mangle]
+pub extern "C" fn concordkv_options_set_ca_file(
+    options: *mut concordkv_options,
+    path: *const c_char,
+) -> concordkv_result {
+    set_tls_file(options, path, tls::load_roots, |o| &mut o.ca_file)
+}
+
+/// Sets the PEM certificate chain presented to servers that require client
+/// certificates (NULL clears it); set `concordkv_options_set_client_key_file` too.
+/// `INVALID_TLS` when the file cannot be read or holds no PEM certificate.
+#[no_mangle]
+pub extern "C" fn concordkv_options_set_client_cert_file(
+    options: *mut concordkv_options,
+    path: *const c_char,
+) -> concordkv_result {
+    set_tls_file(
+        options,
+        path,
+        |p| tls::load_certs("client_cert_file", p),
+        |o| &mut o.client_cert_file,
+    )
+}
+
+/// Sets the PEM private key (PKCS#8, PKCS#1 or SEC1) of the client certificate
+/// (NULL clears it). `INVALID_TLS` when the file cannot be read or holds no key;
+/// a key that does not match the certificate gives `INVALID_TLS` from
+/// `concordkv_client_new`.
+#[no_mangle]
+pub extern "C" fn concordkv_options_set_client_key_file(
+    options: *mut concordkv_options,
+    path: *const c_char,
+) -> concordkv_result {
+    set_tls_file(options, path, tls::load_key, |o| &mut o.client_key_file)
 }
