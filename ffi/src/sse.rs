@@ -105,6 +105,11 @@ impl SseParser {
                 }
                 return Ok(None);
             };
+            // The same bound as for a line still arriving (above), so that where the
+            // socket split the stream cannot decide whether it is refused.
+            if eol + self.data.len() > self.max_event_bytes {
+                return Err(self.too_large());
+            }
             if !self.started {
                 self.started = true;
             }
@@ -198,3 +203,7 @@ impl SseParser {
 #[cfg(test)]
 #[path = "sse_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sse_fuzz.rs"]
+mod fuzz;
