@@ -74,3 +74,33 @@ fn length_bodies_stop_at_their_length() {
     assert!(d.is_done());
     assert!(BodyDecoder::new(&BodyKind::Length(0)).is_done());
 }
+
+/// Found by the fuzz target: after a chunk's data and in the trailer, bytes without a
+/// line end were buffered without bound; a framing line over 1 KiB is now refused,
+/// however the socket splits it.
+#[test]
+fn chunked_framing_lines_over_1_kib_are_refused_however_they_arrive() {
+    let long = vec![b'x'; 2000];
+    let after_data = [&b"5\r\nhello"[..], &long].concat();
+    let in_trailer = [&b"0\r\n"[..], &long].concat();
+    let long_extension = [&b"5;"[..], &long, b"\r\nhello\r\n0\r\n\r\n"].concat();
+    for wire in [after_data, in_trailer, long_extension] {
+        for step in [1, 7, 1000, wire.len()] {
+            let mut d = BodyDecoder::new(&BodyKind::Chunked);
+            let mut pending = Vec::new();
+            let mut failed = false;
+            for piece in wire.chunks(step) {
+                pending.extend_from_slice(piece);
+                match d.decode(&pending, &mut Vec::new()) {
+                    Ok(used) => drop(pending.drain(..used)),
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+                assert!(pending.len() <= 1024, "step {step}: {} buffered", pending.len());
+            }
+            assert!(failed, "step {step}");
+        }
+    }
+}
