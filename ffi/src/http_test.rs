@@ -98,7 +98,11 @@ fn chunked_framing_lines_over_1_kib_are_refused_however_they_arrive() {
                         break;
                     }
                 }
-                assert!(pending.len() <= 1024, "step {step}: {} buffered", pending.len());
+                assert!(
+                    pending.len() <= 1024,
+                    "step {step}: {} buffered",
+                    pending.len()
+                );
             }
             assert!(failed, "step {step}");
         }
