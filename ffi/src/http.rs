@@ -206,6 +206,11 @@ impl Conn {
             Ok(httparse::Status::Partial) => return Ok(None),
             Err(e) => return Err(invalid(&format!("malformed response head: {e}"))),
         };
+        // Also when it arrived in one read: whether it is refused must not depend on
+        // how the socket split it.
+        if n > MAX_HEAD {
+            return Err(invalid("the response head is larger than 64 KiB"));
+        }
         let status = resp.code.unwrap_or(0);
         let mut head = Head {
             status,

@@ -11,10 +11,9 @@
 //! `BOLERO_RANDOM_TEST_TIME_MS=180000 cargo test --release -p concord-client --lib
 //! http::fuzz -- --nocapture`, or `cargo bolero test` with a coverage-guided engine.
 
-use std::net::TcpListener;
-
 use bolero::{produce_with, TypeGenerator};
 
+use super::tests::idle_conn;
 use super::*;
 
 const TOKENS: &[&[u8]] = &[
@@ -100,18 +99,6 @@ impl Wire {
             ways.push(bytes.chunks(1).collect());
         }
         ways
-    }
-}
-
-/// A connection to a listener on loopback whose socket is never read: the fuzz
-/// targets put bytes in its buffer directly.
-fn idle_conn() -> Conn {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    Conn {
-        stream,
-        buf: Vec::new(),
-        pos: 0,
     }
 }
 

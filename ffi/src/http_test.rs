@@ -1,6 +1,21 @@
-//! Unit tests of the HTTP pieces that need no socket: address parsing and body decoding.
+//! Unit tests of the HTTP pieces that need no peer: address parsing, head parsing
+//! and body decoding.
+
+use std::net::TcpListener;
 
 use super::*;
+
+/// A connection to a listener on loopback whose socket is never read: tests put the
+/// received bytes in its buffer directly.
+pub(super) fn idle_conn() -> Conn {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    Conn {
+        stream,
+        buf: Vec::new(),
+        pos: 0,
+    }
+}
 
 #[test]
 fn endpoints_parse_with_and_without_scheme_and_port() {
@@ -106,5 +121,26 @@ fn chunked_framing_lines_over_1_kib_are_refused_however_they_arrive() {
             }
             assert!(failed, "step {step}");
         }
+    }
+}
+
+/// Found by the fuzz target: a head over 64 KiB was refused when it arrived in pieces
+/// but accepted when it arrived in one read.
+#[test]
+fn a_response_head_over_64_kib_is_refused_however_it_arrives() {
+    let value = "v".repeat(MAX_HEAD);
+    let wire = format!("HTTP/1.1 200 OK\r\nX-Long: {value}\r\nContent-Length: 0\r\n\r\n");
+    for step in [1000, 16 * 1024, wire.len()] {
+        let mut conn = idle_conn();
+        let mut got = Ok(None);
+        for piece in wire.as_bytes().chunks(step) {
+            conn.buf.extend_from_slice(piece);
+            got = conn.take_head();
+            if !matches!(got, Ok(None)) {
+                break;
+            }
+        }
+        let err = got.expect_err("refused");
+        assert!(err.to_string().contains("64 KiB"), "step {step}: {err}");
     }
 }
