@@ -11,10 +11,11 @@
 //! `BOLERO_RANDOM_TEST_TIME_MS=180000 cargo test --release -p concord-client --lib
 //! http::fuzz -- --nocapture`, or `cargo bolero test` with a coverage-guided engine.
 
-use bolero::{produce_with, TypeGenerator};
+use bolero::TypeGenerator;
 
 use super::tests::idle_conn;
 use super::*;
+use crate::fuzz_input::Wire;
 
 const TOKENS: &[&[u8]] = &[
     b"HTTP/1.1 200 OK\r\n",
@@ -43,65 +44,6 @@ const TOKENS: &[&[u8]] = &[
     b"\xFF",
 ];
 
-#[derive(Clone, Debug, TypeGenerator)]
-enum Piece {
-    Token(u8),
-    Byte(u8),
-    /// A long stretch without a line end; long enough to cross every limit.
-    Run(u8, u16),
-    Raw(#[generator(produce_with::<Vec<u8>>().len(0usize..16))] Vec<u8>),
-}
-
-#[derive(Clone, Debug, TypeGenerator)]
-struct Wire {
-    #[generator(produce_with::<Vec<Piece>>().len(0usize..40))]
-    pieces: Vec<Piece>,
-    /// Where to cut the bytes (wrapped to the length; repeats give empty reads).
-    #[generator(produce_with::<Vec<u16>>().len(0usize..12))]
-    cuts: Vec<u16>,
-}
-
-impl Wire {
-    fn bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in &self.pieces {
-            match p {
-                Piece::Token(i) => out.extend_from_slice(TOKENS[*i as usize % TOKENS.len()]),
-                Piece::Byte(b) => out.push(*b),
-                Piece::Run(b, n) => out.extend(std::iter::repeat_n(*b, *n as usize)),
-                Piece::Raw(bytes) => out.extend_from_slice(bytes),
-            }
-        }
-        out
-    }
-
-    /// The ways to feed the bytes: whole, cut, and byte by byte when that stays cheap
-    /// (every read re-parses what is pending).
-    fn feedings<'a>(&self, bytes: &'a [u8]) -> Vec<Vec<&'a [u8]>> {
-        let mut at: Vec<usize> = self
-            .cuts
-            .iter()
-            .map(|&c| c as usize % (bytes.len() + 1))
-            .collect();
-        at.sort_unstable();
-        at.push(bytes.len());
-        let mut start = 0;
-        let cut = at
-            .into_iter()
-            .map(|end| {
-                let piece = &bytes[start..end];
-                start = end;
-                piece
-            })
-            .collect();
-        let mut ways = vec![vec![bytes], cut];
-        if bytes.len() <= 4096 {
-            ways.push(bytes.chunks(1).collect());
-        }
-        ways
-    }
-}
-
 /// What a head parse came to: the fields the client acts on and the bytes it
 /// consumed, or that it failed; `None` while incomplete.
 type HeadOutcome = Option<Result<(u16, Option<String>, BodyKind, bool, usize), ()>>;
@@ -129,7 +71,7 @@ fn parse_head(conn: &mut Conn, reads: &[&[u8]]) -> HeadOutcome {
 fn response_heads_parse_the_same_however_they_arrive() {
     let mut conn = idle_conn();
     bolero::check!().with_type::<Wire>().for_each(|w| {
-        let bytes = w.bytes();
+        let bytes = w.bytes(TOKENS);
         let ways = w.feedings(&bytes);
         let whole = parse_head(&mut conn, &ways[0]);
         for reads in &ways[1..] {
@@ -193,7 +135,7 @@ fn bodies_decode_the_same_however_they_arrive_and_within_bounds() {
                 Kind::Chunked => BodyKind::Chunked,
                 Kind::UntilClose => BodyKind::UntilClose,
             };
-            let bytes = w.bytes();
+            let bytes = w.bytes(TOKENS);
             let ways = w.feedings(&bytes);
             let whole = decode_body(&kind, &ways[0]);
             for reads in &ways[1..] {

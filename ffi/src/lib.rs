@@ -19,6 +19,8 @@ mod backoff;
 pub mod capi;
 mod client;
 mod error;
+#[cfg(test)]
+mod fuzz_input;
 mod http;
 mod options;
 mod shared;

@@ -9,9 +9,10 @@
 //! `BOLERO_RANDOM_TEST_TIME_MS=180000 cargo test --release -p concord-client --lib
 //! sse::fuzz -- --nocapture`, or `cargo bolero test` with a coverage-guided engine.
 
-use bolero::{produce_with, TypeGenerator};
+use bolero::TypeGenerator;
 
 use super::*;
+use crate::fuzz_input::Wire;
 
 const TOKENS: &[&[u8]] = &[
     b"data:",
@@ -36,43 +37,10 @@ const TOKENS: &[&[u8]] = &[
 ];
 
 #[derive(Clone, Debug, TypeGenerator)]
-enum Piece {
-    Token(u8),
-    Byte(u8),
-    /// A long line without an end, to cross the limits.
-    Run(u8, #[generator(0u16..600)] u16),
-    Raw(#[generator(produce_with::<Vec<u8>>().len(0usize..16))] Vec<u8>),
-}
-
-#[derive(Clone, Debug, TypeGenerator)]
 struct Stream {
-    #[generator(produce_with::<Vec<Piece>>().len(0usize..48))]
-    pieces: Vec<Piece>,
-    /// Where to cut the bytes into `feed`s (wrapped to the length; repeats give
-    /// empty feeds).
-    #[generator(produce_with::<Vec<u16>>().len(0usize..12))]
-    cuts: Vec<u16>,
+    wire: Wire,
     /// `Some`: a small `max_event_bytes`; `None`: 1 MiB.
     limit: Option<u8>,
-}
-
-impl Stream {
-    fn wire(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in &self.pieces {
-            match p {
-                Piece::Token(i) => out.extend_from_slice(TOKENS[*i as usize % TOKENS.len()]),
-                Piece::Byte(b) => out.push(*b),
-                Piece::Run(b, n) => out.extend(std::iter::repeat_n(*b, *n as usize)),
-                Piece::Raw(bytes) => out.extend_from_slice(bytes),
-            }
-        }
-        out
-    }
-
-    fn limit(&self) -> usize {
-        self.limit.map_or(1 << 20, usize::from)
-    }
 }
 
 /// Everything observable after feeding a stream: the events, the first error, and
@@ -111,36 +79,20 @@ fn parse(pieces: &[&[u8]], limit: usize) -> Outcome {
     }
 }
 
-fn cut<'a>(wire: &'a [u8], cuts: &[u16]) -> Vec<&'a [u8]> {
-    let mut at: Vec<usize> = cuts
-        .iter()
-        .map(|&c| c as usize % (wire.len() + 1))
-        .collect();
-    at.sort_unstable();
-    at.push(wire.len());
-    let mut start = 0;
-    at.into_iter()
-        .map(|end| {
-            let piece = &wire[start..end];
-            start = end;
-            piece
-        })
-        .collect()
-}
-
 #[test]
 fn any_split_of_any_stream_gives_the_same_events() {
     bolero::check!().with_type::<Stream>().for_each(|s| {
-        let wire = s.wire();
-        let limit = s.limit();
-        let whole = parse(&[&wire], limit);
+        let wire = s.wire.bytes(TOKENS);
+        let limit = s.limit.map_or(1 << 20, usize::from);
+        let ways = s.wire.feedings(&wire);
+        let whole = parse(&ways[0], limit);
         for e in &whole.events {
             assert!(e.data.len() <= limit, "an event over the limit: {e:?}");
             assert!(!e.event.is_empty());
             assert!(e.id.as_ref().is_none_or(|id| !id.contains('\0')));
         }
-        let bytewise: Vec<&[u8]> = wire.chunks(1).collect();
-        assert_eq!(parse(&bytewise, limit), whole, "fed byte by byte");
-        assert_eq!(parse(&cut(&wire, &s.cuts), limit), whole, "fed in pieces");
+        for reads in &ways[1..] {
+            assert_eq!(parse(reads, limit), whole, "{} reads", reads.len());
+        }
     });
 }
