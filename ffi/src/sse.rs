@@ -100,7 +100,9 @@ impl SseParser {
             }
             let rest = &self.buf[self.pos..];
             let Some(eol) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
-                if rest.len() + self.data.len() > self.max_event_bytes {
+                // Before the start is settled, `rest` may be the beginning of a byte
+                // order mark, which is no part of any line (and under 3 bytes).
+                if self.started && rest.len() + self.data.len() > self.max_event_bytes {
                     return Err(self.too_large());
                 }
                 return Ok(None);

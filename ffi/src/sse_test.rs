@@ -139,6 +139,21 @@ fn a_line_over_the_limit_is_refused_however_it_arrives() {
     }
 }
 
+/// Found by the fuzz target: with a limit under 3 bytes, a byte order mark arriving
+/// byte by byte counted as an oversized line.
+#[test]
+fn a_byte_order_mark_arriving_in_pieces_is_not_a_line() {
+    let wire = b"\xEF\xBB\xBF\n";
+    for step in 1..=wire.len() {
+        let mut p = SseParser::new(0);
+        for piece in wire.chunks(step) {
+            p.feed(piece);
+            assert_eq!(p.next_event(), Ok(None), "step {step}");
+        }
+        assert!(p.is_idle());
+    }
+}
+
 #[test]
 fn a_partial_block_is_held_until_its_blank_line() {
     let mut p = SseParser::new(1024);
