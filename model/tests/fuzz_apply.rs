@@ -6,8 +6,8 @@
 //! A plain `cargo test` runs it on random inputs for bolero's default second (bolero
 //! prints the number of inputs with `--nocapture`); longer:
 //! `BOLERO_RANDOM_TEST_TIME_MS=180000 cargo test --release -p concord-model --test
-//! fuzz_apply -- --nocapture` (or `BOLERO_RANDOM_ITERATIONS=N`), or under a coverage
-//! guided engine with `cargo bolero test -p concord-model --test fuzz_apply <name>`.
+//! fuzz_apply -- --nocapture` (or `BOLERO_RANDOM_ITERATIONS=N`), or `cargo bolero test`
+//! with a coverage-guided engine.
 
 mod common;
 
