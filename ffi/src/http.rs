@@ -297,6 +297,11 @@ pub fn parse_head(
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(invalid(&format!("malformed response head: {e}"))),
     };
+    // Also when it arrived in one read: whether it is refused must not depend on how
+    // the socket split it.
+    if n > MAX_HEAD {
+        return Err(invalid("the response head is larger than 64 KiB"));
+    }
     let status = resp.code.unwrap_or(0);
     let mut head = Head {
         status,
@@ -423,7 +428,7 @@ impl BodyDecoder {
                 }
                 ChunkState::DataEnd => {
                     // Only whole lines are consumed, so "\r" alone waits for "\n".
-                    let Some(eol) = find_lf(rest) else {
+                    let Some(eol) = framing_line(rest)? else {
                         return Ok(used);
                     };
                     if !rest[..eol].iter().all(|&b| b == b'\r') || eol > 1 {
@@ -433,10 +438,7 @@ impl BodyDecoder {
                     self.chunk = ChunkState::Size;
                 }
                 ChunkState::Size => {
-                    let Some(eol) = find_lf(rest) else {
-                        if rest.len() > 1024 {
-                            return Err(invalid("chunk size line longer than 1 KiB"));
-                        }
+                    let Some(eol) = framing_line(rest)? else {
                         return Ok(used);
                     };
                     let line = std::str::from_utf8(&rest[..eol])
@@ -454,7 +456,7 @@ impl BodyDecoder {
                     }
                 }
                 ChunkState::Trailer => {
-                    let Some(eol) = find_lf(rest) else {
+                    let Some(eol) = framing_line(rest)? else {
                         return Ok(used);
                     };
                     used += eol + 1;
@@ -468,10 +470,25 @@ impl BodyDecoder {
     }
 }
 
-fn find_lf(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n')
+/// Longest line of chunked framing (a size line with extensions, a trailer line).
+const MAX_FRAMING_LINE: usize = 1024;
+
+/// Where the framing line at the start of `bytes` ends (its LF), if it is all there.
+/// A line longer than [`MAX_FRAMING_LINE`] is refused, complete or not, so that a
+/// server cannot make the client buffer without bound, and where the socket split
+/// the line does not decide whether it is refused.
+fn framing_line(bytes: &[u8]) -> io::Result<Option<usize>> {
+    match bytes.iter().position(|&b| b == b'\n') {
+        Some(eol) if eol <= MAX_FRAMING_LINE => Ok(Some(eol)),
+        None if bytes.len() <= MAX_FRAMING_LINE => Ok(None),
+        _ => Err(invalid("a chunked framing line is longer than 1 KiB")),
+    }
 }
 
 #[cfg(test)]
 #[path = "http_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "http_fuzz.rs"]
+mod fuzz;

@@ -1,6 +1,21 @@
-//! Unit tests of the HTTP pieces that need no socket: address parsing and body decoding.
+//! Unit tests of the HTTP pieces that need no peer: address parsing, head parsing
+//! and body decoding.
+
+use std::net::TcpListener;
 
 use super::*;
+
+/// A connection to a listener on loopback whose socket is never read: tests put the
+/// received bytes in its buffer directly.
+pub(super) fn idle_conn() -> Conn {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    Conn {
+        stream: Transport::Plain(stream),
+        buf: Vec::new(),
+        pos: 0,
+    }
+}
 
 #[test]
 fn endpoints_parse_with_and_without_scheme_and_port() {
@@ -91,4 +106,59 @@ fn length_bodies_stop_at_their_length() {
     assert_eq!(out, b"abcd");
     assert!(d.is_done());
     assert!(BodyDecoder::new(&BodyKind::Length(0)).is_done());
+}
+
+/// Found by the fuzz target: after a chunk's data and in the trailer, bytes without a
+/// line end were buffered without bound; a framing line over 1 KiB is now refused,
+/// however the socket splits it.
+#[test]
+fn chunked_framing_lines_over_1_kib_are_refused_however_they_arrive() {
+    let long = vec![b'x'; 2000];
+    let after_data = [&b"5\r\nhello"[..], &long].concat();
+    let in_trailer = [&b"0\r\n"[..], &long].concat();
+    let long_extension = [&b"5;"[..], &long, b"\r\nhello\r\n0\r\n\r\n"].concat();
+    for wire in [after_data, in_trailer, long_extension] {
+        for step in [1, 7, 1000, wire.len()] {
+            let mut d = BodyDecoder::new(&BodyKind::Chunked);
+            let mut pending = Vec::new();
+            let mut failed = false;
+            for piece in wire.chunks(step) {
+                pending.extend_from_slice(piece);
+                match d.decode(&pending, &mut Vec::new()) {
+                    Ok(used) => drop(pending.drain(..used)),
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+                assert!(
+                    pending.len() <= 1024,
+                    "step {step}: {} buffered",
+                    pending.len()
+                );
+            }
+            assert!(failed, "step {step}");
+        }
+    }
+}
+
+/// Found by the fuzz target: a head over 64 KiB was refused when it arrived in pieces
+/// but accepted when it arrived in one read.
+#[test]
+fn a_response_head_over_64_kib_is_refused_however_it_arrives() {
+    let value = "v".repeat(MAX_HEAD);
+    let wire = format!("HTTP/1.1 200 OK\r\nX-Long: {value}\r\nContent-Length: 0\r\n\r\n");
+    for step in [1000, 16 * 1024, wire.len()] {
+        let mut conn = idle_conn();
+        let mut got = Ok(None);
+        for piece in wire.as_bytes().chunks(step) {
+            conn.buf.extend_from_slice(piece);
+            got = conn.take_head();
+            if !matches!(got, Ok(None)) {
+                break;
+            }
+        }
+        let err = got.expect_err("refused");
+        assert!(err.to_string().contains("64 KiB"), "step {step}: {err}");
+    }
 }

@@ -20,6 +20,8 @@ mod backoff;
 pub mod capi;
 mod client;
 mod error;
+#[cfg(test)]
+mod fuzz_input;
 /// The client's HTTP/1.1 pieces (response heads, body decoding), public for the
 /// workspace's test kit; not part of the API.
 #[doc(hidden)]

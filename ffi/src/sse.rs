@@ -100,11 +100,18 @@ impl SseParser {
             }
             let rest = &self.buf[self.pos..];
             let Some(eol) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
-                if rest.len() + self.data.len() > self.max_event_bytes {
+                // Before the start is settled, `rest` may be the beginning of a byte
+                // order mark, which is no part of any line (and under 3 bytes).
+                if self.started && rest.len() + self.data.len() > self.max_event_bytes {
                     return Err(self.too_large());
                 }
                 return Ok(None);
             };
+            // The same bound as for a line still arriving (above), so that where the
+            // socket split the stream cannot decide whether it is refused.
+            if eol + self.data.len() > self.max_event_bytes {
+                return Err(self.too_large());
+            }
             if !self.started {
                 self.started = true;
             }
@@ -198,3 +205,7 @@ impl SseParser {
 #[cfg(test)]
 #[path = "sse_test.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sse_fuzz.rs"]
+mod fuzz;

@@ -120,6 +120,40 @@ fn an_oversized_event_is_an_error_not_unbounded_memory() {
     assert_eq!(p.next_event(), Err(SseError::TooLarge { limit: 16 }));
 }
 
+/// Found by the fuzz target: a long non-data line was refused when it arrived in
+/// pieces but accepted when it arrived whole.
+#[test]
+fn a_line_over_the_limit_is_refused_however_it_arrives() {
+    let wire = b"event: 0123456789abcdef\ndata: x\n\n";
+    for step in 1..=wire.len() {
+        let mut p = SseParser::new(16);
+        let mut got = Ok(None);
+        for piece in wire.chunks(step) {
+            p.feed(piece);
+            got = p.next_event();
+            if got.is_err() {
+                break;
+            }
+        }
+        assert_eq!(got, Err(SseError::TooLarge { limit: 16 }), "step {step}");
+    }
+}
+
+/// Found by the fuzz target: with a limit under 3 bytes, a byte order mark arriving
+/// byte by byte counted as an oversized line.
+#[test]
+fn a_byte_order_mark_arriving_in_pieces_is_not_a_line() {
+    let wire = b"\xEF\xBB\xBF\n";
+    for step in 1..=wire.len() {
+        let mut p = SseParser::new(0);
+        for piece in wire.chunks(step) {
+            p.feed(piece);
+            assert_eq!(p.next_event(), Ok(None), "step {step}");
+        }
+        assert!(p.is_idle());
+    }
+}
+
 #[test]
 fn a_partial_block_is_held_until_its_blank_line() {
     let mut p = SseParser::new(1024);

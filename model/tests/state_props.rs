@@ -7,28 +7,6 @@ use common::*;
 use concord_model::*;
 use proptest::prelude::*;
 
-fn build(
-    st: &TopologyState,
-    ops: &[(AOp, bool)],
-    cas: Option<bool>,
-    ts: u64,
-    seq: &mut u32,
-) -> Command {
-    let ops = ops
-        .iter()
-        .flat_map(|(op, smart)| resolve(st, op, *smart, seq))
-        .collect();
-    let mut c = Command::new(ts, ops);
-    c.expected_version = cas.map(|right| {
-        if right {
-            st.version()
-        } else {
-            st.version() + 3
-        }
-    });
-    c
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -42,11 +20,7 @@ proptest! {
         let mut seq = 0;
         let mut log = Vec::new();
         // Start from something to work on most of the time.
-        let boot = Command::new(1, vec![Operation::Bootstrap {
-            nodes: (0..3).map(|i| NodeSpec { node_id: node(i), address: format!("{}.db:1", node(i)) }).collect(),
-            shard_count: 4,
-            replication_factor: 2,
-        }]);
+        let boot = bootstrap_command();
         let mut first = Some(if seed.len() > 1 { boot } else { build(&server, &seed, None, 1, &mut seq) });
         for step in 0..=commands.len() {
             let c = match first.take() {
@@ -56,37 +30,9 @@ proptest! {
                     build(&server, ops, *cas, *ts, &mut seq)
                 }
             };
-            let before = server.clone();
-            match server.apply(&c) {
-                Ok(events) => {
-                    prop_assert_eq!(server.version(), before.version() + 1);
-                    prop_assert!(!events.is_empty());
-                    prop_assert!(events.iter().all(|e| e.version == server.version()));
-                    prop_assert!(server.timestamp() >= before.timestamp());
-                    for s in server.shards() {
-                        if let Some(old) = before.shard(&s.shard_id) {
-                            prop_assert!(s.epoch >= old.epoch);
-                            if s != old {
-                                prop_assert!(s.epoch > old.epoch, "a change raises the epoch");
-                            }
-                        }
-                    }
-                    // The events travel as JSON to the client.
-                    let wire = serde_json::to_string(&events).unwrap();
-                    let received: Vec<TopologyEvent> = serde_json::from_str(&wire).unwrap();
-                    client.apply_events(server.version(), &received).unwrap();
-                    prop_assert_eq!(&client, &server);
-                    log.push(c);
-                }
-                Err(e) => {
-                    prop_assert_eq!(&server, &before, "refused by {:?}", e);
-                    if c.ops.is_empty() && c.expected_version.is_none_or(|v| v == before.version()) {
-                        prop_assert_eq!(e.kind(), ApplyErrorKind::BadRequest);
-                    }
-                }
+            if apply_and_check(&mut server, &mut client, &c) {
+                log.push(c);
             }
-            assert_partition(&server);
-            assert_consistent(&server);
         }
         // The history holds the latest change sets, whole.
         let h = server.history();

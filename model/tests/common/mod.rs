@@ -1,11 +1,13 @@
-//! Shared by the property tests: a generator of plausible operations (resolved against
-//! the current state so that many are valid and many are not), and independent
-//! checks of the state machine's invariants through the public API only.
+//! Shared by the property tests and the fuzz targets: generators of plausible
+//! operations (resolved against the current state so that many are valid and many are
+//! not; a proptest strategy, and a bolero `TypeGenerator` derive with the same bounds),
+//! and independent checks of the state machine's invariants through the public API only.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 
+use bolero::{produce_with, TypeGenerator};
 use concord_model::*;
 use proptest::prelude::*;
 
@@ -16,7 +18,9 @@ pub fn node(i: u8) -> String {
 }
 
 /// An operation with indices instead of ids; `resolve` picks real ids from the state.
-#[derive(Clone, Debug)]
+/// The `generator` bounds keep the fuzzer's values in the ranges [`aop`] draws from
+/// where `resolve` indexes a table or a value would make a command slow.
+#[derive(Clone, Debug, TypeGenerator)]
 pub enum AOp {
     Register {
         node: u8,
@@ -31,6 +35,7 @@ pub enum AOp {
         start: u64,
         end: Option<u64>,
         primary: u8,
+        #[generator(produce_with::<Vec<u8>>().len(0usize..3))]
         replicas: Vec<u8>,
     },
     /// Replace a shard by two new ones at `at` (valid when `at` is inside).
@@ -42,7 +47,9 @@ pub enum AOp {
     Update {
         pick: usize,
         primary: Option<u8>,
+        #[generator(produce_with::<Option<Vec<u8>>>().value(produce_with::<Vec<u8>>().len(0usize..3)))]
         replicas: Option<Vec<u8>>,
+        #[generator(produce_with::<Option<u8>>().value(0u8..4))]
         status: Option<u8>,
     },
     RemoveShard {
@@ -73,11 +80,15 @@ pub enum AOp {
         pick: usize,
     },
     Bootstrap {
+        #[generator(0u8..5)]
         nodes: u8,
+        #[generator(0u16..12)]
         shards: u16,
+        #[generator(0u8..4)]
         rf: u8,
     },
     Health {
+        #[generator(produce_with::<Vec<(u8, u8, u32, u64, bool)>>().len(0usize..3))]
         updates: Vec<(u8, u8, u32, u64, bool)>,
     },
 }
@@ -344,6 +355,47 @@ pub fn resolve(st: &TopologyState, op: &AOp, smart: bool, seq: &mut u32) -> Vec<
     }
 }
 
+/// One command from generated operations: each resolved against `st` (`smart`: toward
+/// validity), with a right (`Some(true)`) or wrong (`Some(false)`) expected version.
+pub fn build(
+    st: &TopologyState,
+    ops: &[(AOp, bool)],
+    cas: Option<bool>,
+    ts: u64,
+    seq: &mut u32,
+) -> Command {
+    let ops = ops
+        .iter()
+        .flat_map(|(op, smart)| resolve(st, op, *smart, seq))
+        .collect();
+    let mut c = Command::new(ts, ops);
+    c.expected_version = cas.map(|right| {
+        if right {
+            st.version()
+        } else {
+            st.version() + 3
+        }
+    });
+    c
+}
+
+/// Three nodes, four shards, two replicas each: a state worth changing.
+pub fn bootstrap_command() -> Command {
+    Command::new(
+        1,
+        vec![Operation::Bootstrap {
+            nodes: (0..3)
+                .map(|i| NodeSpec {
+                    node_id: node(i),
+                    address: format!("{}.db:1", node(i)),
+                })
+                .collect(),
+            shard_count: 4,
+            replication_factor: 2,
+        }],
+    )
+}
+
 /// Ranges are empty or an exact partition, checked without the state's own index;
 /// routing agrees at every boundary.
 pub fn assert_partition(st: &TopologyState) {
@@ -393,4 +445,49 @@ pub fn assert_consistent(st: &TopologyState) {
     // The incrementally maintained hash equals a from-scratch one.
     let rebuilt = TopologyState::from_snapshot(st.to_snapshot(), 0).expect("a valid snapshot");
     assert_eq!(rebuilt.config_hash(), st.config_hash());
+}
+
+/// Applies `c` to `server` and checks everything one step must keep: an accepted
+/// command makes exactly one new version whose events, sent as JSON, bring `client`
+/// to the same state; a refused one leaves the state equal to its clone from before;
+/// either way the ranges partition the space and the derived data and `configHash`
+/// agree with a from-scratch rebuild. True when the command was accepted.
+pub fn apply_and_check(
+    server: &mut TopologyState,
+    client: &mut TopologyState,
+    c: &Command,
+) -> bool {
+    let before = server.clone();
+    let accepted = match server.apply(c) {
+        Ok(events) => {
+            assert_eq!(server.version(), before.version() + 1);
+            assert!(!events.is_empty());
+            assert!(events.iter().all(|e| e.version == server.version()));
+            assert!(server.timestamp() >= before.timestamp());
+            for s in server.shards() {
+                if let Some(old) = before.shard(&s.shard_id) {
+                    assert!(s.epoch >= old.epoch);
+                    if s != old {
+                        assert!(s.epoch > old.epoch, "a change raises the epoch");
+                    }
+                }
+            }
+            // The events travel as JSON to the client.
+            let wire = serde_json::to_string(&events).unwrap();
+            let received: Vec<TopologyEvent> = serde_json::from_str(&wire).unwrap();
+            client.apply_events(server.version(), &received).unwrap();
+            assert_eq!(client, server);
+            true
+        }
+        Err(e) => {
+            assert_eq!(server, &before, "refused by {e:?}");
+            if c.ops.is_empty() && c.expected_version.is_none_or(|v| v == before.version()) {
+                assert_eq!(e.kind(), ApplyErrorKind::BadRequest);
+            }
+            false
+        }
+    };
+    assert_partition(server);
+    assert_consistent(server);
+    accepted
 }
