@@ -42,6 +42,9 @@ use crate::raft::types::StoredMembership;
 use crate::raft::types::TopoConfig;
 use crate::raft::types::TopoResponse;
 
+/// The Raft handle of a topology server (openraft over this state machine).
+pub type TopoRaft = openraft::Raft<TopoConfig, TopologyStateMachine>;
+
 /// Where the applied state stands, as handed to the publication hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppliedMeta {

@@ -43,13 +43,13 @@ use openraft::StorageError;
 use tempfile::TempDir;
 
 use super::AppliedMeta;
+use super::TopoRaft;
 use super::TopologyStateMachine;
 use crate::raft::log_store::LogStoreConfig;
 use crate::raft::runtime::GlommioRuntime;
 use crate::raft::types::Snapshot;
 use crate::raft::types::TopoConfig;
 use crate::raft::types::TopoLogStore;
-use crate::raft::types::TopoRaft;
 use crate::raft::types::TopoRequest;
 
 const EVENT_BUFFER: usize = 64;

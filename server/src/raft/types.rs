@@ -11,7 +11,6 @@ use serde::Serialize;
 
 use crate::raft::log_store::LogStore;
 use crate::raft::runtime::GlommioRuntime;
-use crate::raft::state_machine::TopologyStateMachine;
 
 /// Raft id of a topology server.
 pub type NodeId = u64;
@@ -53,8 +52,6 @@ openraft::declare_raft_types!(
         AsyncRuntime = GlommioRuntime,
 );
 
-/// The Raft handle of a topology server.
-pub type TopoRaft = openraft::Raft<TopoConfig, TopologyStateMachine>;
 /// The log store of a topology server.
 pub type TopoLogStore = LogStore<TopoConfig>;
 /// A Raft log id.
