@@ -259,13 +259,7 @@ pub extern "C" fn concordkv_client_snapshot_json(
     len: usize,
     needed: *mut usize,
 ) -> concordkv_result {
-    boundary(|| {
-        let c = try_ref!(client);
-        match c.inner.snapshot_json() {
-            Some(json) => unsafe { write_str(&json, buf, len, needed) },
-            None => concordkv_result::NotReady,
-        }
-    })
+    text_out(client, buf, len, needed, |c| c.snapshot_json())
 }
 
 /// Writes the local `configHash` (16 hex digits, NUL-terminated); as
@@ -277,13 +271,7 @@ pub extern "C" fn concordkv_client_config_hash(
     len: usize,
     needed: *mut usize,
 ) -> concordkv_result {
-    boundary(|| {
-        let c = try_ref!(client);
-        match c.inner.config_hash() {
-            Some(hash) => unsafe { write_str(&hash, buf, len, needed) },
-            None => concordkv_result::NotReady,
-        }
-    })
+    text_out(client, buf, len, needed, |c| c.config_hash())
 }
 
 /// Writes the last error talking to a server (`host:port: what happened`), or an
@@ -295,10 +283,26 @@ pub extern "C" fn concordkv_client_last_error(
     len: usize,
     needed: *mut usize,
 ) -> concordkv_result {
+    text_out(client, buf, len, needed, |c| {
+        Some(c.last_error().unwrap_or_default())
+    })
+}
+
+/// The body of every text-returning export: `text` of the client (`NOT_READY` when it
+/// has none yet) written into `buf` as `write_str` does.
+fn text_out(
+    client: *const concordkv_client,
+    buf: *mut c_char,
+    len: usize,
+    needed: *mut usize,
+    text: impl FnOnce(&crate::TopologyClient) -> Option<String>,
+) -> concordkv_result {
     boundary(|| {
         let c = try_ref!(client);
-        let text = c.inner.last_error().unwrap_or_default();
-        unsafe { write_str(&text, buf, len, needed) }
+        match text(&c.inner) {
+            Some(text) => unsafe { write_str(&text, buf, len, needed) },
+            None => concordkv_result::NotReady,
+        }
     })
 }
 
