@@ -168,7 +168,11 @@ mod tests {
         let t = Instant::now();
         let writes = [t, t + Duration::from_millis(5)];
         // Server 2 lags behind server 1: fine.
-        let ok = [read(&t, 1, 0, 6, 2), read(&t, 2, 7, 8, 1), read(&t, 2, 9, 10, 2)];
+        let ok = [
+            read(&t, 1, 0, 6, 2),
+            read(&t, 2, 7, 8, 1),
+            read(&t, 2, 9, 10, 2),
+        ];
         assert_eq!(check_plain_reads(&ok, 0, &writes), Ok(()));
         // The same server going back.
         let back = [read(&t, 1, 0, 6, 2), read(&t, 1, 7, 8, 1)];
