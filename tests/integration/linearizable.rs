@@ -14,8 +14,9 @@
 //!
 //! `CONCORD_LONG_TESTS=1` runs each history for 40 s instead of 12 s.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,8 +43,8 @@ struct Shared {
     incarnations: Vec<AtomicU32>,
     /// Set once the final version is known: subscribers stop when they reach it.
     final_version: AtomicU64,
-    /// Everything stops when set (a bound for subscribers that never catch up).
-    stop: AtomicBool,
+    /// Subscribers that never reach the final version give up then.
+    give_up: Instant,
 }
 
 /// One write of the linearizability history: its unique data node, for resolving an
@@ -108,7 +109,7 @@ fn client(id: usize, shared: &Shared, initial: u64, until: Instant, max_ops: usi
     let mut log = ClientLog::default();
     let mut seen = initial;
     for i in 0..max_ops {
-        if Instant::now() >= until || shared.stop.load(Ordering::Relaxed) {
+        if Instant::now() >= until {
             break;
         }
         let server = rng.usize(..shared.servers.len());
@@ -203,7 +204,7 @@ fn subscriber(shared: &Shared, server: usize, from: u64) -> (u64, Vec<SseItem>) 
     let mut last = from;
     let mut items = Vec::new();
     let done = |last: u64| {
-        last >= shared.final_version.load(Ordering::SeqCst) || shared.stop.load(Ordering::SeqCst)
+        last >= shared.final_version.load(Ordering::SeqCst) || Instant::now() >= shared.give_up
     };
     while !done(last) {
         let resume = last.to_string();
@@ -284,6 +285,48 @@ fn faults(cluster: &mut Cluster, shared: &Shared, until: Instant) -> usize {
     count
 }
 
+/// How the writes of a run ended.
+#[derive(Default)]
+struct WriteCounts {
+    acked: usize,
+    conflicts: usize,
+    unknown: usize,
+    unknown_applied: usize,
+}
+
+/// The writes to check, given the committed history (`joined`: data node -> the
+/// version that added it). Every acknowledged write must be there at its version. A
+/// write of unknown outcome whose data node is absent never applied and is left out
+/// (each such write could otherwise be placed anywhere or nowhere, which multiplies
+/// the search); the others stay in flight: the checker may apply them at any point
+/// after they were sent.
+fn writes_to_check(
+    logs: &[ClientLog],
+    joined: &BTreeMap<String, u64>,
+) -> (Vec<Recorded>, WriteCounts) {
+    let mut history = Vec::new();
+    let mut counts = WriteCounts::default();
+    for write in logs.iter().flat_map(|l| &l.writes) {
+        match write.recorded.returned {
+            Some((_, Ret::Written(v))) => {
+                counts.acked += 1;
+                assert_eq!(joined.get(&write.node), Some(&v), "{}", write.node);
+            }
+            Some(_) => counts.conflicts += 1,
+            None if joined.contains_key(&write.node) => {
+                counts.unknown += 1;
+                counts.unknown_applied += 1;
+            }
+            None => {
+                counts.unknown += 1;
+                continue;
+            }
+        }
+        history.push(write.recorded.clone());
+    }
+    (history, counts)
+}
+
 fn index_of(ids: &[u64], id: u64) -> usize {
     ids.iter().position(|&i| i == id).expect("a known server")
 }
@@ -304,14 +347,15 @@ fn run_checked_history(n: u64, clients: usize) {
     let mut cluster = Cluster::start_with(n, true, &yaml);
     let leader = cluster.leader(WAIT);
     let initial = cluster.converged(&cluster.ids(), 0, WAIT).0;
+    let until = Instant::now() + duration;
     let shared = Arc::new(Shared {
         servers: cluster.nodes.iter().map(|n| n.client).collect(),
         incarnations: cluster.nodes.iter().map(|_| AtomicU32::new(0)).collect(),
         final_version: AtomicU64::new(u64::MAX),
-        stop: AtomicBool::new(false),
+        // Time enough to converge and catch up after the faults end.
+        give_up: until + 3 * WAIT,
     });
 
-    let until = Instant::now() + duration;
     let subscribers: Vec<_> = (0..cluster.nodes.len())
         .map(|server| {
             let shared = shared.clone();
@@ -342,59 +386,50 @@ fn run_checked_history(n: u64, clients: usize) {
         returned: Some((Instant::now(), Ret::Read(read))),
     };
     shared.final_version.store(final_version, Ordering::SeqCst);
-    let stopper = {
-        let shared = shared.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(WAIT);
-            shared.stop.store(true, Ordering::SeqCst);
-        })
-    };
     let streams: Vec<(u64, Vec<SseItem>)> =
         subscribers.into_iter().map(|s| s.join().unwrap()).collect();
-    drop(stopper);
 
     let unexpected: Vec<&String> = logs.iter().flat_map(|l| &l.unexpected).collect();
     assert!(unexpected.is_empty(), "unexpected answers: {unexpected:?}");
 
-    // Unknown outcomes: a write whose data node is absent from the committed history
-    // never applied; the others stay in flight (they may have applied at any point
-    // after they were sent).
     let joined = join_versions(cluster.node(leader_after));
-    let mut history: Vec<Recorded> = vec![final_read];
-    let (mut acked, mut conflicts, mut unknown, mut unknown_applied) = (0, 0, 0, 0);
-    for write in logs.iter().flat_map(|l| &l.writes) {
-        match write.recorded.returned {
-            Some((_, Ret::Written(v))) => {
-                acked += 1;
-                assert_eq!(joined.get(&write.node), Some(&v), "{}", write.node);
-            }
-            Some(_) => conflicts += 1,
-            None => {
-                unknown += 1;
-                if !joined.contains_key(&write.node) {
-                    continue;
-                }
-                unknown_applied += 1;
-            }
-        }
-        history.push(write.recorded.clone());
-    }
+    let (mut history, counts) = writes_to_check(&logs, &joined);
+    history.push(final_read);
     let reads: Vec<Recorded> = logs.iter().flat_map(|l| l.reads.clone()).collect();
     history.extend(reads.iter().cloned());
     let plain: Vec<PlainRead> = logs.iter().flat_map(|l| l.plain.clone()).collect();
     eprintln!(
         "{n} servers, {clients} clients, {fault_count} faults (first leader {leader}): \
-         {} checked operations ({acked} acknowledged writes, {conflicts} CAS conflicts, \
-         {} linearizable reads, {unknown} unknown outcomes of which {unknown_applied} \
-         applied), {} plain reads, versions {initial}..{final_version}",
+         {} checked operations ({} acknowledged writes, {} CAS conflicts, \
+         {} linearizable reads, {} unknown outcomes of which {} applied), \
+         {} plain reads, versions {initial}..{final_version}",
         history.len(),
+        counts.acked,
+        counts.conflicts,
         reads.len(),
+        counts.unknown,
+        counts.unknown_applied,
         plain.len(),
     );
     assert!(fault_count >= 2, "only {fault_count} faults");
-    assert!(acked >= 10, "only {acked} writes were acknowledged");
+    assert!(
+        counts.acked >= 10,
+        "only {} writes were acknowledged",
+        counts.acked
+    );
     assert!(reads.len() >= 10, "only {} linearizable reads", reads.len());
 
+    assert_linearizable(initial, history);
+
+    let may_apply: Vec<Instant> = logs.iter().flat_map(|l| l.may_apply.clone()).collect();
+    if let Err(broken) = check_plain_reads(&plain, initial, &may_apply) {
+        panic!("{broken}");
+    }
+    assert_subscriptions(&cluster.ids(), &streams, final_version);
+}
+
+/// Runs the checker with a time limit and shows the history when it says no.
+fn assert_linearizable(initial: u64, mut history: Vec<Recorded>) {
     let started = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
     let checked = history.clone();
@@ -410,25 +445,30 @@ fn run_checked_history(n: u64, clients: usize) {
         let lines: Vec<String> = history.iter().map(|r| r.to_string()).collect();
         panic!("{violation}\nhistory by invocation:\n{}", lines.join("\n"));
     }
+}
 
-    let may_apply: Vec<Instant> = logs.iter().flat_map(|l| l.may_apply.clone()).collect();
-    if let Err(broken) = check_plain_reads(&plain, initial, &may_apply) {
-        panic!("{broken}");
-    }
-    let resumes = streams
-        .iter()
-        .flat_map(|(_, items)| items)
-        .filter(|i| matches!(i, SseItem::Resume { .. }))
-        .count();
-    eprintln!("{} subscriptions, {resumes} (re)connections", streams.len());
-    for (server, (from, items)) in streams.iter().enumerate() {
-        let last = check_subscription(cluster.ids()[server], *from, items)
-            .unwrap_or_else(|broken| panic!("{broken}"));
+/// Every subscription (one per server in `ids`) follows the rules and ends at
+/// `final_version`.
+fn assert_subscriptions(ids: &[u64], streams: &[(u64, Vec<SseItem>)], final_version: u64) {
+    let count = |wanted: fn(&SseItem) -> bool| {
+        streams
+            .iter()
+            .flat_map(|(_, items)| items)
+            .filter(|i| wanted(i))
+            .count()
+    };
+    eprintln!(
+        "{} subscriptions, {} (re)connections, {} Reset events",
+        streams.len(),
+        count(|i| matches!(i, SseItem::Resume { .. })),
+        count(|i| matches!(i, SseItem::Reset { .. })),
+    );
+    for (id, (from, items)) in ids.iter().zip(streams) {
+        let last =
+            check_subscription(*id, *from, items).unwrap_or_else(|broken| panic!("{broken}"));
         assert_eq!(
-            last,
-            final_version,
-            "subscriber on server {} ended at {last}, not the final version",
-            cluster.ids()[server]
+            last, final_version,
+            "subscriber on server {id} ended at {last}, not the final version"
         );
     }
 }
