@@ -13,8 +13,8 @@ use std::time::Instant;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlainRead {
     pub server: u64,
-    /// The server's incarnation (how often it was killed before) when the read was
-    /// sent, if the same when the answer came; `None` when it restarted in between.
+    /// Which process of that server answered (any label that differs between
+    /// processes); `None` when unknown, e.g. the server restarted during the read.
     pub incarnation: Option<u32>,
     pub invoked: Instant,
     pub returned: Instant,

@@ -39,7 +39,8 @@ const CHECK_LIMIT: Duration = Duration::from_secs(120);
 /// What the client threads share with the fault schedule.
 struct Shared {
     servers: Vec<SocketAddr>,
-    /// Per server: how often it was killed, to tell its incarnations apart.
+    /// Per server: odd while it is being killed and restarted, even while one process
+    /// serves it, so plain reads can be attributed to one process.
     incarnations: Vec<AtomicU32>,
     /// Set once the final version is known: subscribers stop when they reach it.
     final_version: AtomicU64,
@@ -183,7 +184,8 @@ fn client(id: usize, shared: &Shared, initial: u64, until: Instant, max_ops: usi
                     let now = shared.incarnations[server].load(Ordering::SeqCst);
                     log.plain.push(PlainRead {
                         server: server as u64,
-                        incarnation: (now == incarnation).then_some(incarnation),
+                        incarnation: (now == incarnation && incarnation % 2 == 0)
+                            .then_some(incarnation),
                         invoked,
                         returned,
                         version,
@@ -266,10 +268,12 @@ fn faults(cluster: &mut Cluster, shared: &Shared, until: Instant) -> usize {
     while Instant::now() + Duration::from_secs(3) < until {
         std::thread::sleep(Duration::from_millis(1500));
         let leader = cluster.leader(WAIT);
-        shared.incarnations[index_of(&ids, leader)].fetch_add(1, Ordering::SeqCst);
+        let incarnation = &shared.incarnations[index_of(&ids, leader)];
+        incarnation.fetch_add(1, Ordering::SeqCst);
         cluster.kill(leader);
         std::thread::sleep(Duration::from_millis(rng.u64(500..1200)));
         cluster.restart(leader);
+        incarnation.fetch_add(1, Ordering::SeqCst);
         count += 1;
         if Instant::now() + Duration::from_secs(3) >= until {
             break;
