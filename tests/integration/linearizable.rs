@@ -184,7 +184,7 @@ fn client(id: usize, shared: &Shared, initial: u64, until: Instant, max_ops: usi
                     let now = shared.incarnations[server].load(Ordering::SeqCst);
                     log.plain.push(PlainRead {
                         server: server as u64,
-                        incarnation: (now == incarnation && incarnation % 2 == 0)
+                        incarnation: (now == incarnation && incarnation & 1 == 0)
                             .then_some(incarnation),
                         invoked,
                         returned,
