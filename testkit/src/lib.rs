@@ -7,11 +7,16 @@
 //!   for malformed-input tests, chunked bodies (decoded by the client library's code);
 //! - [`sse`]: an SSE reader, sans-IO ([`sse::SseDecoder`]) and blocking
 //!   ([`sse::SseClient`]), on the client library's SSE parser;
+//! - [`linearizability`]: a recorded history of the version register, checked by
+//!   stateright's linearizability tester;
+//! - [`observations`]: rules for plain (follower) reads and SSE subscriptions;
 //! - [`ports`]: free loopback ports below the ephemeral range;
 //! - [`process`]: `concord-topo` processes (find the binary, spawn, wait, kill);
 //! - [`wait`]: bounded polling.
 
 pub mod http;
+pub mod linearizability;
+pub mod observations;
 pub mod ports;
 pub mod process;
 pub mod sse;
