@@ -12,6 +12,7 @@ mod health;
 mod health_cluster;
 mod history;
 mod partition;
+mod peer_security;
 mod proxy;
 mod sse;
 mod support;
