@@ -364,3 +364,47 @@ fn a_server_with_another_secret_cannot_vote_or_join() {
     let status = cluster.node(leader).status().expect("status");
     assert_eq!(status["leader"].as_u64(), Some(leader));
 }
+
+/// The membership check must not cut off a server whose membership is merely old: one
+/// that was down while a server was added and promoted still hears that server as a
+/// candidate (a longer log) and as leader (a newer committed vote).
+#[test]
+fn a_lagging_member_hears_a_server_added_while_it_was_down() {
+    let mut cluster = Cluster::start(3, false, "");
+    let leader = cluster.leader(WAIT);
+    let followers: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    let (late, gone) = (followers[0], followers[1]);
+    cluster.kill(late);
+
+    // Node 4 replaces `gone` while `late` is down.
+    let address = cluster.start_joining(4).advertised.to_string();
+    let post = |path: &str, body: String| {
+        let r = cluster
+            .node(leader)
+            .send("POST", path, &[], &body)
+            .expect("the leader answers");
+        assert_eq!(r.status, 200, "{path} {body}: {}", r.text());
+    };
+    post(
+        "/api/cluster/learners",
+        format!(r#"{{"nodeId":4,"address":"{address}","wait":true}}"#),
+    );
+    post(
+        "/api/cluster/membership",
+        format!(r#"{{"members":[{leader},{late},4]}}"#),
+    );
+    cluster.kill(gone);
+    put_node(cluster.node(leader).client, "before", None).expect("write");
+
+    // Only `late`, which never heard of node 4, and node 4 remain: they need each other.
+    cluster.kill(leader);
+    cluster.restart(late);
+    let new_leader = cluster.leader_among(&[late, 4], Duration::from_secs(30));
+    assert_eq!(new_leader, 4, "late's own membership has no quorum left");
+    let v = put_node(cluster.node(4).client, "after", None).expect("write");
+    cluster.converged(&[late, 4], v, WAIT);
+}

@@ -25,6 +25,7 @@ use openraft::{BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
 use super::log_store::{LogStoreConfig, LogStoreError};
 use super::network::PeerNetwork;
 use super::peer_client::PeerPool;
+use super::peer_guard::LocalView;
 use super::state_machine::{PublishHook, StateMachineError, TopologyStateMachine};
 use super::types::{TopoLogStore, TopoRaft, TopoRequest};
 use crate::config::{Config, PeerSecret};
@@ -339,21 +340,23 @@ impl RaftHandle {
         .and_then(Outcome::read_index)
     }
 
-    /// Every member's id (voters and learners, both halves of a joint configuration);
-    /// empty while this server has no membership (`--join`, not added yet).
-    pub(super) fn member_ids(&self) -> Vec<u64> {
+    /// What the peer port judges a caller by: every member's id (voters and learners,
+    /// both halves of a joint configuration; empty while this server has no membership),
+    /// this server's vote, last log index and leader.
+    pub(super) fn local_view(&self) -> LocalView {
         let metrics = self.raft.metrics();
         let m = metrics.borrow_watched();
-        m.membership_config
-            .membership()
-            .nodes()
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// The leader this server currently follows (or is).
-    pub(super) fn leader_id(&self) -> Option<u64> {
-        self.raft.metrics().borrow_watched().current_leader
+        LocalView {
+            members: m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect(),
+            vote: m.vote,
+            last_log_index: m.last_log_index,
+            leader: m.current_leader,
+        }
     }
 
     /// The openraft handle, for the peer server.

@@ -6,11 +6,20 @@
 //! message is below [`MAX_TERM`], and the message's vote is the caller's own; a
 //! leadership hand-over comes from the leader this server knows.
 //!
+//! One exception keeps a lagging server live: its membership may predate the caller's
+//! addition (it was down while a server was added and promoted), and Raft needs it to
+//! hear such a leader and vote for such a candidate. So a non-member is heard when its
+//! message shows that it knows more than this server: a candidate whose log is longer,
+//! or a leader whose committed vote is at least this server's. A removed server fails
+//! both (the cluster's log and terms moved on without it).
+//!
 //! A refused message is answered with an HTTP status and never persisted: a forged
 //! vote with a huge term would otherwise be stored and stay in force across restarts.
 
 use http::{header, HeaderMap, StatusCode};
 use openraft::raft::{AppendEntriesRequest, TransferLeaderRequest, VoteRequest};
+
+use openraft::type_config::alias::VoteOf;
 
 use super::types::{LogId, TopoConfig};
 use super::wire::{self, SnapshotRequest};
@@ -65,9 +74,26 @@ pub fn caller(headers: &HeaderMap) -> Result<u64, Refusal> {
         })
 }
 
-/// Refuses a caller that is not in `members` (unless `members` is empty: not added yet).
-pub fn member(caller: u64, members: &[u64]) -> Result<(), Refusal> {
-    if members.is_empty() || members.contains(&caller) {
+/// What this server knows when it judges a caller (one look at Raft's metrics).
+pub struct LocalView {
+    /// Every member id; empty while this server has no membership.
+    pub members: Vec<u64>,
+    pub vote: VoteOf<TopoConfig>,
+    pub last_log_index: Option<u64>,
+    pub leader: Option<u64>,
+}
+
+/// Refuses a caller that is not a member (unless this server has no membership yet,
+/// or `message` shows the caller knows more than this server, see the module header).
+pub fn member(
+    caller: u64,
+    view: &LocalView,
+    message: Option<&dyn PeerMessage>,
+) -> Result<(), Refusal> {
+    if view.members.is_empty()
+        || view.members.contains(&caller)
+        || message.is_some_and(|m| m.ahead_of(view))
+    {
         Ok(())
     } else {
         Err((
@@ -92,8 +118,13 @@ pub fn from_leader(caller: u64, leader: Option<u64>) -> Result<(), Refusal> {
 /// The vote of a message (the candidate's or the leader's) must be the caller's own,
 /// and every term in it below [`MAX_TERM`].
 pub trait PeerMessage {
-    fn vote(&self) -> &openraft::type_config::alias::VoteOf<TopoConfig>;
+    fn vote(&self) -> &VoteOf<TopoConfig>;
     fn log_ids(&self) -> Vec<&LogId>;
+
+    /// True when the sender knows a newer state of the cluster than `view`.
+    fn ahead_of(&self, _view: &LocalView) -> bool {
+        false
+    }
 
     fn check(&self, caller: u64) -> Result<(), Refusal> {
         let leader = self.vote().leader_id();
@@ -120,17 +151,25 @@ pub trait PeerMessage {
     }
 }
 
+/// A leader's committed vote, at least `view`'s.
+fn leads_at_least(vote: &VoteOf<TopoConfig>, view: &LocalView) -> bool {
+    vote.committed && vote.partial_cmp(&view.vote).is_some_and(|o| o.is_ge())
+}
+
 impl PeerMessage for VoteRequest<TopoConfig> {
-    fn vote(&self) -> &openraft::type_config::alias::VoteOf<TopoConfig> {
+    fn vote(&self) -> &VoteOf<TopoConfig> {
         &self.vote
     }
     fn log_ids(&self) -> Vec<&LogId> {
         self.last_log_id.iter().collect()
     }
+    fn ahead_of(&self, view: &LocalView) -> bool {
+        self.last_log_id.as_ref().map(|l| l.index) > view.last_log_index
+    }
 }
 
 impl PeerMessage for AppendEntriesRequest<TopoConfig> {
-    fn vote(&self) -> &openraft::type_config::alias::VoteOf<TopoConfig> {
+    fn vote(&self) -> &VoteOf<TopoConfig> {
         &self.vote
     }
     fn log_ids(&self) -> Vec<&LogId> {
@@ -140,10 +179,13 @@ impl PeerMessage for AppendEntriesRequest<TopoConfig> {
             .chain(self.entries.iter().map(|e| &e.log_id))
             .collect()
     }
+    fn ahead_of(&self, view: &LocalView) -> bool {
+        leads_at_least(&self.vote, view)
+    }
 }
 
 impl PeerMessage for SnapshotRequest {
-    fn vote(&self) -> &openraft::type_config::alias::VoteOf<TopoConfig> {
+    fn vote(&self) -> &VoteOf<TopoConfig> {
         &self.vote
     }
     fn log_ids(&self) -> Vec<&LogId> {
@@ -153,10 +195,13 @@ impl PeerMessage for SnapshotRequest {
             .chain(self.meta.last_membership.log_id().iter())
             .collect()
     }
+    fn ahead_of(&self, view: &LocalView) -> bool {
+        leads_at_least(&self.vote, view)
+    }
 }
 
 impl PeerMessage for TransferLeaderRequest<TopoConfig> {
-    fn vote(&self) -> &openraft::type_config::alias::VoteOf<TopoConfig> {
+    fn vote(&self) -> &VoteOf<TopoConfig> {
         self.from_leader()
     }
     fn log_ids(&self) -> Vec<&LogId> {
@@ -168,10 +213,30 @@ impl PeerMessage for TransferLeaderRequest<TopoConfig> {
 mod tests {
     use super::*;
     use http::HeaderValue;
+    use openraft::impls::leader_id_adv::LeaderId;
     use openraft::vote::RaftLeaderId;
+    use openraft::Vote;
 
     fn vote(term: u64, node: u64) -> VoteRequest<TopoConfig> {
-        VoteRequest::new(openraft::Vote::new(term, node), None)
+        VoteRequest::new(Vote::new(term, node), None)
+    }
+
+    fn view(members: &[u64]) -> LocalView {
+        LocalView {
+            members: members.to_vec(),
+            vote: Vote::new_committed(4, 1),
+            last_log_index: Some(10),
+            leader: Some(1),
+        }
+    }
+
+    fn append(vote: VoteOf<TopoConfig>) -> AppendEntriesRequest<TopoConfig> {
+        AppendEntriesRequest {
+            vote,
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        }
     }
 
     #[test]
@@ -201,12 +266,12 @@ mod tests {
         assert_eq!(caller(&h).unwrap_err().0, 400);
         h.insert(wire::FROM_HEADER, HeaderValue::from_static("3"));
         assert_eq!(caller(&h).unwrap(), 3);
-        assert!(member(3, &[1, 2, 3]).is_ok());
+        assert!(member(3, &view(&[1, 2, 3]), None).is_ok());
         assert!(
-            member(9, &[]).is_ok(),
+            member(9, &view(&[]), None).is_ok(),
             "no membership yet: any authenticated caller"
         );
-        assert_eq!(member(9, &[1, 2, 3]).unwrap_err().0, 403);
+        assert_eq!(member(9, &view(&[1, 2, 3]), None).unwrap_err().0, 403);
         assert!(from_leader(2, Some(2)).is_ok());
         assert_eq!(from_leader(3, Some(2)).unwrap_err().0, 403);
         assert_eq!(from_leader(3, None).unwrap_err().0, 403);
@@ -220,10 +285,23 @@ mod tests {
         assert_eq!(vote(u64::MAX, 2).check(2).unwrap_err().0, 400);
         assert_eq!(vote(5, 3).check(2).unwrap_err().0, 403);
         let mut rpc = vote(5, 2);
-        rpc.last_log_id = Some(LogId::new(
-            openraft::impls::leader_id_adv::LeaderId::new(u64::MAX, 1),
-            7,
-        ));
+        rpc.last_log_id = Some(LogId::new(LeaderId::new(u64::MAX, 1), 7));
         assert_eq!(rpc.check(2).unwrap_err().0, 400);
+    }
+
+    #[test]
+    fn a_non_member_that_knows_more_is_heard_a_stale_one_is_not() {
+        let heard = |m: &dyn PeerMessage| member(4, &view(&[1, 2, 3]), Some(m)).is_ok();
+        // A leader added while this server was away: its term is newer.
+        assert!(heard(&append(Vote::new_committed(5, 4))));
+        assert!(heard(&append(Vote::new_committed(4, 1))));
+        // A removed server's old leadership, or a mere candidate's vote: refused.
+        assert!(!heard(&append(Vote::new_committed(3, 4))));
+        assert!(!heard(&append(Vote::new(5, 4))));
+        // A candidate with a longer log than this server's: heard.
+        let log = |index| Some(LogId::new(LeaderId::new(5, 4), index));
+        assert!(heard(&VoteRequest::new(Vote::new(5, 4), log(11))));
+        assert!(!heard(&VoteRequest::new(Vote::new(5, 4), log(10))));
+        assert!(!heard(&VoteRequest::new(Vote::new(5, 4), None)));
     }
 }

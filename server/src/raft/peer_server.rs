@@ -192,9 +192,10 @@ async fn dispatch(
 ) -> Result<Response<Full<Bytes>>, Refusal> {
     let raft = node.raft();
     // Decoded first: an unreadable body is a 400 whoever sends it.
+    let view = node.local_view();
     let checked = |message: &dyn PeerMessage| -> Result<(), Refusal> {
         let caller = caller.clone()?;
-        peer_guard::member(caller, &node.member_ids())?;
+        peer_guard::member(caller, &view, Some(message))?;
         message.check(caller)
     };
     let answer = match path {
@@ -233,13 +234,13 @@ async fn dispatch(
         wire::TRANSFER_LEADER => {
             let request: TransferLeaderRequest<TopoConfig> = decoded(body, path)?;
             checked(&request)?;
-            peer_guard::from_leader(caller.clone()?, node.leader_id())?;
+            peer_guard::from_leader(caller.clone()?, view.leader)?;
             let result = raft.handle_transfer_leader(request).await;
             binary(&result.map_err(|e| e.to_string()))
         }
         forwarded if FORWARD_ROUTES.contains(&forwarded) => {
             let operation: Operation = decoded(body, path)?;
-            peer_guard::member(caller.clone()?, &node.member_ids())?;
+            peer_guard::member(caller.clone()?, &view, None)?;
             if operation.forward_route() != Some(path) {
                 return Err((
                     StatusCode::BAD_REQUEST,
