@@ -195,32 +195,19 @@ fn a_cluster_without_a_peer_secret_needs_insecure() {
     let yaml = format!("auth:\n  peer_secret_file: {}\n", file.display());
     std::fs::write(dir.path().join("c.yaml"), yaml).unwrap();
     let config_path = dir.path().join("c.yaml");
-    let cli = Cli::parse_from([
-        "concord-topo",
-        "--config",
-        config_path.to_str().unwrap(),
-        "--node-id",
-        "4",
-        "--join",
-    ]);
-    let config = Config::load(&cli).unwrap();
+    let with_file = |extra: &[&str]| {
+        let config = ["concord-topo", "--config", config_path.to_str().unwrap()];
+        Config::load(&Cli::parse_from(config.iter().chain(extra)))
+    };
+    let config = with_file(&["--node-id", "4", "--join"]).unwrap();
     assert_eq!(
-        config.peer_secret.unwrap().presented(),
+        config.peer_secret.as_ref().unwrap().presented(),
         "peer-secret-0123456789"
     );
-    assert!(!format!("{:?}", Config::load(&cli).unwrap()).contains("peer-secret-0123456789"));
+    assert!(!format!("{config:?}").contains("peer-secret-0123456789"));
 
     // Not a client token.
     std::fs::write(&file, "client-token-0123456789\n").unwrap();
-    let cli = Cli::parse_from([
-        "concord-topo",
-        "--config",
-        config_path.to_str().unwrap(),
-        "--auth-token",
-        "client-token-0123456789",
-    ]);
-    assert!(Config::load(&cli)
-        .unwrap_err()
-        .to_string()
-        .contains("differ"));
+    let e = with_file(&["--auth-token", "client-token-0123456789"]).unwrap_err();
+    assert!(e.to_string().contains("differ"), "{e}");
 }
