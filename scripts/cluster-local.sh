@@ -8,7 +8,9 @@
 # Server i (1..3) serves clients on 127.0.0.1:$((BASE_PORT + 10*i)) and peers on
 # 127.0.0.1:$((BASE_PORT + 10*i + 1)). Environment: BIN (the concord-topo binary;
 # default target/release/concord-topo, built if missing), BASE_PORT (default 7000),
-# EXECUTORS (per server, default 1), CONFIG (a YAML file passed to every server).
+# EXECUTORS (per server, default 1), CONFIG (a YAML file passed to every server),
+# CONCORD_PEER_SECRET (the secret the servers share; default: one generated into
+# DIR/peer.secret).
 set -euo pipefail
 
 cmd=${1:-}
@@ -23,7 +25,7 @@ client_port() { echo $((base + 10 * $1)); }
 peer_port() { echo $((base + 10 * $1 + 1)); }
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -44,6 +46,12 @@ start() {
     [ -n "$dir" ] || dir=$(mktemp -d "${TMPDIR:-/tmp}/concord-cluster.XXXXXX")
     mkdir -p "$dir"
     echo "$base" >"$dir/base_port"
+    if [ -z "${CONCORD_PEER_SECRET:-}" ]; then
+        [ -f "$dir/peer.secret" ] ||
+            (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/peer.secret")
+        CONCORD_PEER_SECRET=$(cat "$dir/peer.secret")
+    fi
+    export CONCORD_PEER_SECRET
     local cluster=""
     for i in 1 2 3; do
         cluster="${cluster:+$cluster,}$i=127.0.0.1:$(peer_port "$i")"

@@ -45,7 +45,7 @@ pub use event::{EntityValue, EventType, ParseEventTypeError, TopologyEvent};
 pub use hash::{key_hash, HashPoint, ParseHashPointError, HASH_FUNCTION};
 pub use history::EventHistory;
 pub use ops::MAX_BOOTSTRAP_SHARDS;
-pub use state::TopologyState;
+pub use state::{next_timestamp, TopologyState, MAX_TIMESTAMP_LEAD_MS};
 pub use types::{
     Health, KeyRange, Migration, NodeMap, NodeStatus, ShardInfo, ShardMap, ShardStatus,
     TopologySnapshot,

@@ -141,7 +141,7 @@ impl TopologyState {
 
     /// Validates and applies one change set, atomically. On success the version grows
     /// by one, each changed shard's epoch by one and its lastUpdate becomes the change
-    /// set's timestamp (`max(cmd.timestamp_ms, self.timestamp())`); the events, all
+    /// set's timestamp (see [`next_timestamp`]); the events, all
     /// carrying the new version, are appended to the history and returned (at least
     /// one). On error `self` is unchanged.
     ///
@@ -163,7 +163,7 @@ impl TopologyState {
             ));
         }
         let version = self.version + 1;
-        let timestamp = cmd.timestamp_ms.max(self.timestamp);
+        let timestamp = next_timestamp(self.timestamp, cmd.timestamp_ms);
         let single = cmd.ops.len() == 1;
         let mut stage = Stage::new(self, version, timestamp);
         for (i, op) in cmd.ops.iter().enumerate() {
@@ -198,13 +198,18 @@ impl TopologyState {
             });
         }
         let bad = |message: String| ApplyEventsError::Inconsistent { version, message };
-        let mut timestamp = self.timestamp;
-        let mut stage = Stage::new(self, version, timestamp);
+        // The server's timestamp of the version (see `next_timestamp`), which all its
+        // events carry.
+        let timestamp = events
+            .iter()
+            .map(|e| e.timestamp)
+            .max()
+            .unwrap_or(self.timestamp);
+        let mut stage = Stage::new(self, version, self.timestamp);
         for (i, e) in events.iter().enumerate() {
             if e.version != version {
                 return Err(bad(format!("events[{i}] has version {}", e.version)));
             }
-            timestamp = timestamp.max(e.timestamp);
             replay::apply_event(&mut stage, e)
                 .map_err(|m| bad(format!("events[{i}] ({}): {m}", e.event_type)))?;
         }
@@ -472,6 +477,19 @@ impl<'de> Deserialize<'de> for TopologyState {
         let s = StateIn::deserialize(d)?;
         TopologyState::try_from(s).map_err(serde::de::Error::custom)
     }
+}
+
+/// How far the topology timestamp may stay ahead of the clock of the leader that
+/// stamped a change set.
+pub const MAX_TIMESTAMP_LEAD_MS: u64 = 60_000;
+
+/// The timestamp of a change set stamped `stamped` (the leader's clock) applied at
+/// `current`: time never goes back for a leader whose clock is a little slow
+/// (`max(stamped, current)`), but a timestamp more than [`MAX_TIMESTAMP_LEAD_MS`] ahead
+/// of the leader's clock (a clock that once jumped, or an entry written before leaders
+/// stamped every change set) is pulled back to that bound, so it cannot stick.
+pub fn next_timestamp(current: u64, stamped: u64) -> u64 {
+    stamped.max(current.min(stamped.saturating_add(MAX_TIMESTAMP_LEAD_MS)))
 }
 
 #[cfg(test)]

@@ -388,3 +388,32 @@ fn partition_errors_in_batches_name_the_culprit_or_the_batch() {
         "{e}"
     );
 }
+
+#[test]
+fn a_timestamp_from_the_future_is_pulled_back_to_the_leaders_clock() {
+    // A slow leader clock does not move time back...
+    assert_eq!(next_timestamp(9_000, 2_000), 9_000);
+    assert_eq!(next_timestamp(2_000, 9_000), 9_000);
+    // ...but a timestamp far ahead of the stamping leader's clock does not stick.
+    let now = 1_800_000_000_000;
+    assert_eq!(next_timestamp(u64::MAX, now), now + MAX_TIMESTAMP_LEAD_MS);
+    assert_eq!(next_timestamp(u64::MAX, u64::MAX - 1), u64::MAX);
+    let mut st = topo(3, 2);
+    ok(
+        &mut st,
+        cmd(
+            4_000_000_000_000,
+            vec![update("s0", None, None, Some(ShardStatus::Readonly))],
+        ),
+    );
+    assert_eq!(st.timestamp(), 4_000_000_000_000);
+    ok(
+        &mut st,
+        cmd(
+            now,
+            vec![update("s0", None, None, Some(ShardStatus::Active))],
+        ),
+    );
+    assert_eq!(st.timestamp(), now + MAX_TIMESTAMP_LEAD_MS);
+    assert_eq!(shard(&st, "s0").last_update, now + MAX_TIMESTAMP_LEAD_MS);
+}

@@ -93,6 +93,9 @@ fn follow(
     }
 }
 
+/// The peer secret the three measured servers share (loopback only).
+const PEER_SECRET: &str = "concord-perf-failover-peer-secret";
+
 pub fn run(args: &FailoverArgs, bin: Option<&Path>, out: &Path) {
     let bin: PathBuf = server_binary(bin);
     let dir = tempfile::Builder::new()
@@ -119,6 +122,7 @@ pub fn run(args: &FailoverArgs, bin: Option<&Path>, out: &Path) {
                 id: *id,
                 client: *client,
                 process: TopoProcess::new(bin.clone(), args)
+                    .env("CONCORD_PEER_SECRET", PEER_SECRET)
                     .rust_log("error")
                     .stderr(Stderr::Null),
             }

@@ -13,6 +13,9 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+pub mod secret;
+pub use secret::PeerSecret;
+
 /// Errors found while loading the configuration; each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -74,6 +77,9 @@ pub struct Cli {
     /// Bearer token required on write routes.
     #[arg(long = "auth-token", value_name = "TOKEN")]
     pub auth_token: Option<String>,
+    /// Allow a cluster whose servers share no peer secret (unauthenticated peer port).
+    #[arg(long)]
+    pub insecure: bool,
     /// Development mode: one node in ./concord-data, port 7070, a sample topology.
     #[arg(long)]
     pub dev: bool,
@@ -92,6 +98,7 @@ impl Cli {
             && self.advertise_peer_addr.is_none()
             && self.executors.is_none()
             && self.auth_token.is_none()
+            && !self.insecure
     }
 }
 
@@ -114,6 +121,14 @@ pub struct Config {
     /// io_uring registered-buffer memory per executor, bytes. Small: memlock is often 8 MiB.
     pub io_memory: usize,
     pub auth_token: Option<String>,
+    /// Credentials read from files (`auth:`).
+    pub auth: AuthConfig,
+    /// Start even where the credentials leave a port open to anyone (see `load`).
+    pub insecure: bool,
+    /// The peer secret in force: from `auth.peer_secret_file` or `CONCORD_PEER_SECRET`
+    /// (resolved by [`Config::load`]), or generated in the data directory at start.
+    #[serde(skip)]
+    pub peer_secret: Option<PeerSecret>,
     /// Bootstrap this sample topology when the data directory is new (`--dev` sets it).
     pub sample_topology: Option<SampleTopology>,
     pub http: HttpConfig,
@@ -134,12 +149,25 @@ impl Default for Config {
             executors: 0,
             io_memory: 512 * 1024,
             auth_token: None,
+            auth: AuthConfig::default(),
+            insecure: false,
+            peer_secret: None,
             sample_topology: None,
             http: HttpConfig::default(),
             raft: RaftConfig::default(),
             topology: TopologyConfig::default(),
         }
     }
+}
+
+/// The `auth:` section: files holding credentials (never the secrets themselves).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Secrets the topology servers present to each other on the peer port, one per
+    /// line: the first is sent, any is accepted (rotation). Overridden by the
+    /// `CONCORD_PEER_SECRET` environment variable.
+    pub peer_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -368,6 +396,8 @@ impl Config {
         };
         config.apply_cli(cli)?;
         config.validate()?;
+        config.peer_secret = secret::configured_peer_secret(&config)?;
+        config.check_peer_port_is_closed()?;
         Ok(config)
     }
 
@@ -402,6 +432,9 @@ impl Config {
         }
         if let Some(v) = &cli.auth_token {
             self.auth_token = Some(v.clone());
+        }
+        if cli.insecure {
+            self.insecure = true;
         }
         Ok(())
     }
@@ -523,6 +556,28 @@ impl Config {
                     "must be between 1 and sample_topology.nodes",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// True when this server runs alone: no other initial member, not joining one.
+    pub fn is_single_server(&self) -> bool {
+        !self.join && self.initial_cluster.keys().all(|id| *id == self.node_id)
+    }
+
+    /// A cluster needs a shared peer secret, or the operator's explicit `insecure`: a
+    /// single server generates its own at start (see `process`).
+    fn check_peer_port_is_closed(&self) -> Result<(), ConfigError> {
+        if self.peer_secret.is_none() && !self.is_single_server() && !self.insecure {
+            return Err(invalid(
+                "auth.peer_secret_file",
+                format!(
+                    "a cluster (initial_cluster with other members, or join) needs a peer \
+                     secret shared by every server: set auth.peer_secret_file or {} \
+                     (e.g. `openssl rand -hex 32 > peer.secret`), or start with --insecure",
+                    secret::PEER_SECRET_ENV
+                ),
+            ));
         }
         Ok(())
     }

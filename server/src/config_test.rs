@@ -115,6 +115,7 @@ fn flags_override_the_file_and_no_flags_means_dev() {
         "3",
         "--auth-token",
         "t",
+        "--insecure",
     ]);
     let config = Config::load(&cli).unwrap();
     assert_eq!(config.node_id, 2);
@@ -139,6 +140,7 @@ fn join_and_advertised_peer_address() {
         "--advertise-peer-addr",
         "10.0.0.4:7071",
         "--join",
+        "--insecure",
     ]);
     let config = Config::load(&cli).unwrap();
     assert!(config.join);
@@ -158,4 +160,54 @@ fn join_and_advertised_peer_address() {
     assert!(error_of(bad).contains("initial_cluster"));
     assert!(error_of("raft:\n  max_message_bytes: 10\n").contains("raft.max_message_bytes"));
     assert!(error_of("raft:\n  snapshot_timeout: 0s\n").contains("raft.snapshot_timeout"));
+}
+
+#[test]
+fn a_cluster_without_a_peer_secret_needs_insecure() {
+    for flags in [
+        &[
+            "--node-id",
+            "1",
+            "--initial-cluster",
+            "1=127.0.0.1:7071,2=127.0.0.1:7072",
+        ][..],
+        &["--node-id", "4", "--join"][..],
+    ] {
+        let cli = Cli::parse_from(std::iter::once("concord-topo").chain(flags.iter().copied()));
+        let e = Config::load(&cli).unwrap_err().to_string();
+        assert!(e.starts_with("auth.peer_secret_file:"), "{e}");
+        assert!(e.contains("--insecure"), "{e}");
+    }
+    // Alone, a server needs nothing configured: it generates its secret at start.
+    let alone = Cli::parse_from([
+        "concord-topo",
+        "--node-id",
+        "1",
+        "--initial-cluster",
+        "1=127.0.0.1:7071",
+    ]);
+    let config = Config::load(&alone).unwrap();
+    assert!(config.is_single_server() && config.peer_secret.is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("peer.secret");
+    std::fs::write(&file, "# current\npeer-secret-0123456789\n").unwrap();
+    let yaml = format!("auth:\n  peer_secret_file: {}\n", file.display());
+    std::fs::write(dir.path().join("c.yaml"), yaml).unwrap();
+    let config_path = dir.path().join("c.yaml");
+    let with_file = |extra: &[&str]| {
+        let config = ["concord-topo", "--config", config_path.to_str().unwrap()];
+        Config::load(&Cli::parse_from(config.iter().chain(extra)))
+    };
+    let config = with_file(&["--node-id", "4", "--join"]).unwrap();
+    assert_eq!(
+        config.peer_secret.as_ref().unwrap().presented(),
+        "peer-secret-0123456789"
+    );
+    assert!(!format!("{config:?}").contains("peer-secret-0123456789"));
+
+    // Not a client token.
+    std::fs::write(&file, "client-token-0123456789\n").unwrap();
+    let e = with_file(&["--auth-token", "client-token-0123456789"]).unwrap_err();
+    assert!(e.to_string().contains("differ"), "{e}");
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::config::{Config, SampleTopology};
+use crate::config::{Config, PeerSecret, SampleTopology};
 use crate::dispatch::Dispatcher;
 use crate::executor::{ExecutorContext, Shared};
 use crate::metrics::ExecutorMetrics;
@@ -45,6 +45,8 @@ pub enum StartError {
     Executor { index: usize, message: String },
     #[error("raft failed to start: {0}")]
     Raft(String),
+    #[error(transparent)]
+    PeerSecret(#[from] crate::config::secret::GenerateError),
 }
 
 /// Holds an exclusive lock on the data directory for the life of the process.
@@ -114,6 +116,16 @@ fn raise_open_files_limit() {
 pub fn run(mut config: Config) -> Result<(), StartError> {
     raise_open_files_limit();
     let _lock = lock_data_dir(&config)?;
+    if config.peer_secret.is_none() {
+        if config.is_single_server() {
+            // Even a development server never takes an unauthenticated peer RPC.
+            config.peer_secret = Some(PeerSecret::generated(&config.data_dir)?);
+        } else {
+            tracing::warn!(
+                "insecure: no peer secret, the peer port accepts Raft messages from anyone who reaches it"
+            );
+        }
+    }
     config.client_addr = claim_port("client", config.client_addr)?;
     config.peer_addr = claim_port("peer", config.peer_addr)?;
     let executors = config.executor_count();

@@ -73,6 +73,7 @@ pub struct TopoProcess {
     bin: PathBuf,
     args: Vec<String>,
     rust_log: String,
+    env: Vec<(String, String)>,
     stderr: Stderr,
     child: Option<Child>,
 }
@@ -84,6 +85,7 @@ impl TopoProcess {
             bin,
             args,
             rust_log: "warn,openraft=error".into(),
+            env: Vec::new(),
             stderr: Stderr::Inherit,
             child: None,
         }
@@ -91,6 +93,12 @@ impl TopoProcess {
 
     pub fn rust_log(mut self, filter: &str) -> TopoProcess {
         self.rust_log = filter.to_string();
+        self
+    }
+
+    /// Sets an environment variable of the process (e.g. `CONCORD_PEER_SECRET`).
+    pub fn env(mut self, key: &str, value: &str) -> TopoProcess {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -117,6 +125,7 @@ impl TopoProcess {
         let child = Command::new(&self.bin)
             .args(&self.args)
             .env("RUST_LOG", &self.rust_log)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()

@@ -402,7 +402,8 @@ fn the_peer_port_refuses_bad_requests_before_raft_sees_them() {
     let cluster = Cluster::start_with(1, false, &yaml);
     let node = cluster.node(1);
     let peer = node.advertised;
-    let token = ("Authorization", "Bearer s3cret");
+    let secret = format!("Bearer {}", crate::cluster_support::PEER_SECRET);
+    let token = ("Authorization", secret.as_str());
     let send = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
         request_within(peer, method, path, headers, body, WAIT).expect("the peer port answers")
     };
@@ -440,7 +441,7 @@ fn the_peer_port_refuses_bad_requests_before_raft_sees_them() {
         .send(
             "PUT",
             "/api/topology/nodes/after",
-            &[token],
+            &[("Authorization", "Bearer s3cret")],
             r#"{"address":"127.0.0.1:1"}"#,
         )
         .unwrap();

@@ -39,6 +39,10 @@ topology:
     )
 }
 
+/// The peer secret every test server is given (`CONCORD_PEER_SECRET`): servers of a
+/// cluster must share one.
+pub const PEER_SECRET: &str = "test-peer-secret-0123456789abcdef";
+
 /// One server of a test cluster.
 pub struct Node {
     pub id: u64,
@@ -118,6 +122,19 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with `yaml` as every server's whole configuration.
     pub fn start_with(n: u64, proxied: bool, yaml: &str) -> Cluster {
+        let cluster = Cluster::spawn(n, proxied, yaml, |_| PEER_SECRET);
+        cluster.leader(Duration::from_secs(20));
+        cluster
+    }
+
+    /// Starts `n` servers that form a cluster, server `id` with peer secret
+    /// `secret_of(id)`; waits until each answers, not for a leader.
+    pub fn spawn(
+        n: u64,
+        proxied: bool,
+        yaml: &str,
+        secret_of: impl Fn(u64) -> &'static str,
+    ) -> Cluster {
         let temp = tempfile::tempdir().expect("temp dir");
         let config = temp.path().join("concord.yaml");
         std::fs::write(&config, yaml).expect("config");
@@ -136,9 +153,8 @@ impl Cluster {
         let initial = initial_cluster(ports.iter().map(|(id, _, advertised)| (*id, *advertised)));
         for (id, peer, advertised) in ports {
             let extra = ["--initial-cluster".to_string(), initial.clone()];
-            cluster.add_node(id, peer, advertised, &extra);
+            cluster.add_node(id, peer, advertised, &extra, secret_of(id));
         }
-        cluster.leader(Duration::from_secs(20));
         cluster
     }
 
@@ -149,9 +165,16 @@ impl Cluster {
         }
     }
 
-    fn add_node(&mut self, id: u64, peer: SocketAddr, advertised: SocketAddr, extra: &[String]) {
+    fn add_node(
+        &mut self,
+        id: u64,
+        peer: SocketAddr,
+        advertised: SocketAddr,
+        extra: &[String],
+        secret: &str,
+    ) {
         let client = free_addr();
-        let data = self.temp.path().join(format!("node{id}"));
+        let data = self.data_dir(id);
         let mut args = serve_args(id, client, peer, &data, 1);
         args.extend([
             "--advertise-peer-addr".to_string(),
@@ -165,7 +188,9 @@ impl Cluster {
             id,
             client,
             advertised,
-            process: TopoProcess::new(server_binary(), args).stderr(Stderr::File(log.clone())),
+            process: TopoProcess::new(server_binary(), args)
+                .env("CONCORD_PEER_SECRET", secret)
+                .stderr(Stderr::File(log.clone())),
             log,
         };
         node.process.spawn();
@@ -180,10 +205,20 @@ impl Cluster {
     /// Starts server `id` with `--join` and an empty data directory; it serves but is
     /// no member until the leader adds it.
     pub fn start_joining(&mut self, id: u64) -> &Node {
+        self.start_joining_with_secret(id, PEER_SECRET)
+    }
+
+    /// Like [`Cluster::start_joining`], with peer secret `secret`.
+    pub fn start_joining_with_secret(&mut self, id: u64, secret: &str) -> &Node {
         let peer = free_addr();
         let advertised = self.advertise(id, peer);
-        self.add_node(id, peer, advertised, &["--join".to_string()]);
+        self.add_node(id, peer, advertised, &["--join".to_string()], secret);
         self.node(id)
+    }
+
+    /// The data directory of server `id`.
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.temp.path().join(format!("node{id}"))
     }
 
     pub fn node(&self, id: u64) -> &Node {

@@ -13,6 +13,7 @@ mod health_cluster;
 mod history;
 mod linearizable;
 mod partition;
+mod peer_security;
 mod proxy;
 mod sse;
 mod support;

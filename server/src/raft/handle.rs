@@ -25,10 +25,11 @@ use openraft::{BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
 use super::log_store::{LogStoreConfig, LogStoreError};
 use super::network::PeerNetwork;
 use super::peer_client::PeerPool;
+use super::peer_guard::LocalView;
 use super::state_machine::TopoRaft;
 use super::state_machine::{PublishHook, StateMachineError, TopologyStateMachine};
 use super::types::{TopoLogStore, TopoRequest};
-use crate::config::Config;
+use crate::config::{Config, PeerSecret};
 use crate::service::{Operation, Outcome, ServiceError};
 use concord_api::{ClusterStatus, Member, MemberRole};
 
@@ -39,8 +40,8 @@ pub struct RaftOptions {
     pub data_dir: PathBuf,
     pub event_buffer_size: usize,
     pub raft: crate::config::RaftConfig,
-    /// Bearer token sent on (and required by) the peer port, when configured.
-    pub auth_token: Option<String>,
+    /// The peer secret sent on (and required by) the peer port.
+    pub peer_secret: Option<PeerSecret>,
     /// Deadline of a write or read index forwarded to the leader.
     pub forward_timeout: Duration,
 }
@@ -52,7 +53,7 @@ impl RaftOptions {
             data_dir: config.data_dir.clone(),
             event_buffer_size: config.topology.notifications.event_buffer_size,
             raft: config.raft.clone(),
-            auth_token: config.auth_token.clone(),
+            peer_secret: config.peer_secret.clone(),
             forward_timeout: config.http.write_timeout,
         }
     }
@@ -160,7 +161,7 @@ impl RaftHandle {
         .map_err(|e| RaftStartError::Config(e.to_string()))?;
         let peers = Rc::new(PeerPool::new(
             options.node_id,
-            options.auth_token.as_deref(),
+            options.peer_secret.as_ref(),
             r.max_message_bytes,
         ));
         let network = PeerNetwork::new(peers.clone(), options.node_id, r.election_timeout_max);
@@ -282,7 +283,12 @@ impl RaftHandle {
     }
 
     /// Commits one change set if this server leads; `NotLeaderHere` otherwise.
-    async fn write_here(&self, command: Command) -> Result<u64, ServiceError> {
+    ///
+    /// The leader stamps the change set with its own clock: a timestamp that came with
+    /// the command (from a follower, over the peer port) is never trusted, so no write
+    /// can pin the topology's timestamp in the future.
+    async fn write_here(&self, mut command: Command) -> Result<u64, ServiceError> {
+        command.timestamp_ms = crate::net::now_ms();
         match self.raft.client_write(TopoRequest(command)).await {
             Ok(response) => response.data.result.map_err(|e| ServiceError::rejected(&e)),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(
@@ -333,6 +339,25 @@ impl RaftHandle {
         })
         .await
         .and_then(Outcome::read_index)
+    }
+
+    /// What the peer port judges a caller by: every member's id (voters and learners,
+    /// both halves of a joint configuration; empty while this server has no membership),
+    /// this server's vote, last log index and leader.
+    pub(super) fn local_view(&self) -> LocalView {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow_watched();
+        LocalView {
+            members: m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect(),
+            vote: m.vote,
+            last_log_index: m.last_log_index,
+            leader: m.current_leader,
+        }
     }
 
     /// The openraft handle, for the peer server.

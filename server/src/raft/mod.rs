@@ -12,7 +12,8 @@
 //!   forwarded once over the peer port).
 //! - [`network`]: the Raft transport between topology servers (openraft's
 //!   `RaftNetworkV2`), over [`peer_client`]; [`peer_server`] is the peer-port listener,
-//!   and [`wire`] the routes and messages both sides speak.
+//!   [`peer_guard`] what it checks before Raft sees a message (peer secret, membership,
+//!   term bounds), and [`wire`] the routes and messages both sides speak.
 //! - [`membership`]: adding learners and changing voters.
 //! - [`log_store`]: the durable Raft log and vote, on the `raft-log` crate.
 //! - [`snapshot_store`]: the current state-machine snapshot file, replaced atomically.
@@ -26,6 +27,7 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod peer_client;
+pub mod peer_guard;
 pub mod peer_server;
 pub mod runtime;
 pub mod snapshot_store;

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::wire;
+use crate::config::PeerSecret;
 use crate::net::io::HyperIo;
 
 /// Idle connections kept per peer; more concurrent calls than this open and close.
@@ -101,7 +102,7 @@ struct Connection {
 /// Keep-alive connections to every peer, shared by all peer calls of this server.
 pub struct PeerPool {
     node_id: u64,
-    /// `Bearer <auth_token>` when one is configured: the peer port checks it too.
+    /// `Bearer <peer secret>` (absent only in an `insecure` cluster).
     authorization: Option<HeaderValue>,
     /// Largest answer body accepted.
     max_body: usize,
@@ -109,11 +110,14 @@ pub struct PeerPool {
 }
 
 impl PeerPool {
-    pub fn new(node_id: u64, auth_token: Option<&str>, max_body: usize) -> PeerPool {
+    pub fn new(node_id: u64, secret: Option<&PeerSecret>, max_body: usize) -> PeerPool {
         PeerPool {
             node_id,
-            authorization: auth_token
-                .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()),
+            authorization: secret.and_then(|s| {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", s.presented())).ok()?;
+                value.set_sensitive(true);
+                Some(value)
+            }),
             max_body,
             idle: RefCell::new(HashMap::new()),
         }

@@ -3,9 +3,10 @@
 //! [`super::wire`] with hyper's HTTP/1.1 over the same glommio adapters as the
 //! client API.
 //!
-//! Every body is read whole under `raft.max_message_bytes` before it is decoded;
-//! a body that is too large, undecodable, or lacks the cluster's bearer token (when
-//! one is configured) is refused with an HTTP status and never reaches Raft. The
+//! A request without the peer secret is refused first; every body is read whole under
+//! `raft.max_message_bytes` before it is decoded; a body that is too large or
+//! undecodable, or that [`super::peer_guard`] refuses (a caller that is not a member,
+//! a term out of range), is answered with an HTTP status and never reaches Raft. The
 //! serving executors never come here: a slow or dead peer costs this executor a
 //! task and a socket, not a client request.
 
@@ -20,12 +21,17 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use openraft::raft::AppendEntriesResponse;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, TransferLeaderRequest, VoteRequest,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::handle::RaftHandle;
+use super::peer_guard::{self, PeerMessage, Refusal};
+use super::types::TopoConfig;
 use super::wire;
+use crate::config::PeerSecret;
 use crate::net;
 use crate::net::io::{GlommioTimer, HyperIo};
 use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES};
@@ -35,8 +41,9 @@ use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES
 pub struct PeerServerOptions {
     /// Largest request body accepted (snapshots included).
     pub max_message_bytes: usize,
-    /// When set, every peer request must carry `Authorization: Bearer <token>`.
-    pub auth_token: Option<String>,
+    /// Every peer request must carry `Authorization: Bearer <secret>`; `None` only in
+    /// an `insecure` cluster.
+    pub secret: Option<PeerSecret>,
     /// How long an idle peer connection is kept open.
     pub keepalive_timeout: Duration,
     /// Runs the operations followers forward (set by the process wiring).
@@ -47,7 +54,7 @@ impl PeerServerOptions {
     pub fn from_config(config: &crate::config::Config) -> PeerServerOptions {
         PeerServerOptions {
             max_message_bytes: config.raft.max_message_bytes,
-            auth_token: config.auth_token.clone(),
+            secret: config.peer_secret.clone(),
             keepalive_timeout: config.http.keepalive_timeout,
             leader: None,
         }
@@ -122,9 +129,6 @@ fn binary<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
     }
 }
 
-/// A refusal before Raft saw the request: status and one-line reason.
-type Refusal = (StatusCode, String);
-
 fn decoded<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
     wire::decode(body).map_err(|e| {
         (
@@ -151,11 +155,9 @@ async fn handle(
     node: &RaftHandle,
     options: &PeerServerOptions,
 ) -> Response<Full<Bytes>> {
-    if !net::authorized(req.headers(), options.auth_token.as_deref()) {
-        return plain(
-            StatusCode::UNAUTHORIZED,
-            "peer requests need the cluster's bearer token (auth_token must be the same on every server)",
-        );
+    if let Err((status, message)) = peer_guard::authenticate(req.headers(), options.secret.as_ref())
+    {
+        return plain(status, message);
     }
     let path = req.uri().path().to_string();
     let raft_routes = [
@@ -171,24 +173,35 @@ async fn handle(
     if req.method() != Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, format!("{path} takes POST"));
     }
+    let caller = peer_guard::caller(req.headers());
     let answer = match read_body(req, options.max_message_bytes).await {
-        Ok(body) => dispatch(&path, &body, node, options).await,
+        Ok(body) => dispatch(&path, &body, caller, node, options).await,
         Err(refusal) => Err(refusal),
     };
     answer.unwrap_or_else(|(status, message)| plain(status, message))
 }
 
-/// Decodes the body for `path`, hands it to Raft, encodes the answer.
+/// Decodes the body for `path`, checks its caller and content, hands it to Raft,
+/// encodes the answer.
 async fn dispatch(
     path: &str,
     body: &[u8],
+    caller: Result<u64, Refusal>,
     node: &RaftHandle,
     options: &PeerServerOptions,
 ) -> Result<Response<Full<Bytes>>, Refusal> {
     let raft = node.raft();
+    // Decoded first: an unreadable body is a 400 whoever sends it.
+    let view = node.local_view();
+    let checked = |message: &dyn PeerMessage| -> Result<(), Refusal> {
+        let caller = caller.clone()?;
+        peer_guard::member(caller, &view, Some(message))?;
+        message.check(caller)
+    };
     let answer = match path {
         wire::APPEND => {
-            let rpc = decoded(body, path)?;
+            let rpc: AppendEntriesRequest<TopoConfig> = decoded(body, path)?;
+            checked(&rpc)?;
             let answer = raft.append_entries(rpc).await;
             if answer
                 .as_ref()
@@ -199,15 +212,18 @@ async fn dispatch(
             binary(&answer.map_err(|e| e.to_string()))
         }
         wire::VOTE => {
-            let rpc = decoded(body, path)?;
+            let rpc: VoteRequest<TopoConfig> = decoded(body, path)?;
+            checked(&rpc)?;
             binary(&raft.vote(rpc).await.map_err(|e| e.to_string()))
         }
         wire::PRE_VOTE => {
-            let rpc = decoded(body, path)?;
+            let rpc: VoteRequest<TopoConfig> = decoded(body, path)?;
+            checked(&rpc)?;
             binary(&raft.pre_vote(rpc).await.map_err(|e| e.to_string()))
         }
         wire::SNAPSHOT => {
             let request: wire::SnapshotRequest = decoded(body, path)?;
+            checked(&request)?;
             let snapshot = super::types::Snapshot {
                 meta: request.meta,
                 snapshot: request.data,
@@ -216,12 +232,15 @@ async fn dispatch(
             binary(&result.map_err(|e| e.to_string()))
         }
         wire::TRANSFER_LEADER => {
-            let request = decoded(body, path)?;
+            let request: TransferLeaderRequest<TopoConfig> = decoded(body, path)?;
+            checked(&request)?;
+            peer_guard::from_leader(caller.clone()?, view.leader)?;
             let result = raft.handle_transfer_leader(request).await;
             binary(&result.map_err(|e| e.to_string()))
         }
         forwarded if FORWARD_ROUTES.contains(&forwarded) => {
             let operation: Operation = decoded(body, path)?;
+            peer_guard::member(caller.clone()?, &view, None)?;
             if operation.forward_route() != Some(path) {
                 return Err((
                     StatusCode::BAD_REQUEST,

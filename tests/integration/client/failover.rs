@@ -33,6 +33,7 @@ impl Cluster {
             let mut args = serve_args(id, *client, *peer, &data, 1);
             args.extend(["--initial-cluster".to_string(), initial.clone()]);
             let mut server = TopoProcess::new(server_binary(), args)
+                .env("CONCORD_PEER_SECRET", crate::cluster_support::PEER_SECRET)
                 .rust_log("error")
                 .stderr(Stderr::Null);
             server.spawn();
