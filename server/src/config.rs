@@ -13,6 +13,12 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::net::bearer::ClientCredentials;
+
+#[path = "config_auth.rs"]
+pub mod auth;
+pub use auth::AuthConfig;
+
 /// Errors found while loading the configuration; each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -71,9 +77,13 @@ pub struct Cli {
     /// Number of executors (threads, one per core); 0 means one per available core.
     #[arg(long, value_name = "N")]
     pub executors: Option<usize>,
-    /// Bearer token required on write routes.
+    /// Development only: one token for writes and admin routes, visible in `ps`
+    /// (use `auth.write_token_file` / `auth.admin_token_file` in production).
     #[arg(long = "auth-token", value_name = "TOKEN")]
     pub auth_token: Option<String>,
+    /// Allow serving a non-loopback client port with no write or admin credential.
+    #[arg(long)]
+    pub insecure: bool,
     /// Development mode: one node in ./concord-data, port 7070, a sample topology.
     #[arg(long)]
     pub dev: bool,
@@ -92,6 +102,7 @@ impl Cli {
             && self.advertise_peer_addr.is_none()
             && self.executors.is_none()
             && self.auth_token.is_none()
+            && !self.insecure
     }
 }
 
@@ -113,7 +124,17 @@ pub struct Config {
     pub executors: usize,
     /// io_uring registered-buffer memory per executor, bytes. Small: memlock is often 8 MiB.
     pub io_memory: usize,
+    /// Development alias: sets both the write and the admin token (logs a warning).
     pub auth_token: Option<String>,
+    /// Client-port credentials (token files; see [`auth`]).
+    pub auth: AuthConfig,
+    /// Serve a client port reachable from other hosts without any write or admin
+    /// credential (refused at start otherwise).
+    pub insecure: bool,
+    /// The client tokens, loaded by [`Config::load`] from `auth`, the environment and
+    /// `auth_token`; empty (everything open) for a config that was only parsed.
+    #[serde(skip)]
+    pub credentials: ClientCredentials,
     /// Bootstrap this sample topology when the data directory is new (`--dev` sets it).
     pub sample_topology: Option<SampleTopology>,
     pub http: HttpConfig,
@@ -134,6 +155,9 @@ impl Default for Config {
             executors: 0,
             io_memory: 512 * 1024,
             auth_token: None,
+            auth: AuthConfig::default(),
+            insecure: false,
+            credentials: ClientCredentials::default(),
             sample_topology: None,
             http: HttpConfig::default(),
             raft: RaftConfig::default(),
@@ -368,6 +392,8 @@ impl Config {
         };
         config.apply_cli(cli)?;
         config.validate()?;
+        config.credentials = auth::client_credentials(&config, |name| std::env::var(name).ok())?;
+        auth::refuse_open_exposure(&config)?;
         Ok(config)
     }
 
@@ -402,6 +428,9 @@ impl Config {
         }
         if let Some(v) = &cli.auth_token {
             self.auth_token = Some(v.clone());
+        }
+        if cli.insecure {
+            self.insecure = true;
         }
         Ok(())
     }

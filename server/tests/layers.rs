@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("net", 0),
     ("config", 0),
     ("config_test", 0),
+    ("config_auth", 0),
     ("metrics", 0),
     ("publish", 1),
     ("service", 1),
