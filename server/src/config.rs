@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::net::allow::AllowList;
 use crate::net::bearer::ClientCredentials;
 
 #[path = "config_auth.rs"]
@@ -288,6 +289,10 @@ pub struct HealthCheckConfig {
     pub success_threshold: u32,
     pub probe: ProbeKind,
     pub max_concurrent_probes: usize,
+    /// Where probes may go: a node whose resolved address no rule allows is never
+    /// probed (it stays `unknown`). Default: loopback, RFC 1918 and IPv6 ULA
+    /// networks, ports 1024-65535; a configured list replaces it whole.
+    pub allowed_targets: AllowList,
 }
 
 impl Default for HealthCheckConfig {
@@ -301,6 +306,7 @@ impl Default for HealthCheckConfig {
             success_threshold: 2,
             probe: ProbeKind::Http,
             max_concurrent_probes: 64,
+            allowed_targets: AllowList::default(),
         }
     }
 }

@@ -241,14 +241,4 @@ mod tests {
         assert!(grant(&write_only, Some(bearer(WRITE))).allows(Scope::Admin));
         assert!(!grant(&write_only, Some("Bearer nope")).allows(Scope::Write));
     }
-
-    #[test]
-    fn the_legacy_single_token_check() {
-        let mut h = HeaderMap::new();
-        assert!(authorized(&h, None));
-        assert!(!authorized(&h, Some("s3cret")));
-        h = with_auth("bearer s3cret");
-        assert!(authorized(&h, Some("s3cret")));
-        assert!(!authorized(&h, Some("s3cret2")));
-    }
 }

@@ -4,6 +4,7 @@
 //! topology; the client front (`http`), the peer transport (`raft::peer_*`) and the
 //! data-node probes (`node_health`) all build on it.
 
+pub mod allow;
 pub mod bearer;
 pub mod io;
 
