@@ -147,11 +147,7 @@ fn membership_and_bootstrap_need_the_admin_scope_writes_the_write_scope() {
 
 #[test]
 fn the_bearer_scheme_is_case_insensitive() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::with_config(
-        &token_files(dir.path()).replace("  read_token_file:", "  # read_token_file:"),
-        &[],
-    );
+    let server = Server::start(&["--auth-token", WRITE]);
     let node = r#"{"address":"127.0.0.1:9002"}"#;
     for scheme in ["Bearer", "bearer", "BEARER"] {
         let value = format!("{scheme} {WRITE}");
@@ -444,7 +440,10 @@ fn probes_never_leave_the_allow_list() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(listening.requests(), 0, "the node was never probed");
     assert_eq!(node(&server, "outside", None)["health"], "unknown");
+}
 
+#[test]
+fn by_default_a_privileged_port_is_never_probed() {
     // The default list: loopback yes, but not a privileged port.
     let server = Server::with_config(PROBING, &[]);
     let r = server.send(
