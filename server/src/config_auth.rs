@@ -271,6 +271,17 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_shows_the_default_auth_and_probe_targets() {
+        let text = include_str!("../config/example.yaml");
+        let config = Config::from_yaml(text, Path::new("example.yaml")).unwrap();
+        assert!(config.auth.read_token_file.is_none() && !config.insecure);
+        assert_eq!(
+            config.topology.health_check.allowed_targets,
+            crate::net::allow::AllowList::default()
+        );
+    }
+
+    #[test]
     fn an_open_client_port_must_be_loopback_or_insecure() {
         let mut config = Config::default();
         assert!(
