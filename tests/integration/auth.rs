@@ -388,27 +388,25 @@ const PROBING: &str = "topology:
     retry_count: 0
 ";
 
-fn node(server: &Server, id: &str, token: Option<&str>) -> Value {
-    let auth = token.map(bearer);
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|a| vec![("Authorization", a)])
-        .unwrap_or_default();
-    let r = server.send(
-        "GET",
-        &format!("/api/topology/nodes?nodeId={id}"),
-        &headers,
-        "",
-    );
+fn node(server: &Server, id: &str) -> Value {
+    let r = server.get(&format!("/api/topology/nodes?nodeId={id}"));
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["node"].clone()
+}
+
+/// Registers data node `id` at `address`; the registration is never refused for
+/// where the address points (the topology may hold any address).
+fn register(server: &Server, id: &str, address: &str, token: Option<&str>) {
+    let body = format!(r#"{{"address":"{address}"}}"#);
+    let path = format!("/api/topology/nodes/{id}");
+    assert_eq!(status(server, "PUT", &path, token, &body), 200);
 }
 
 /// Polls until `id`'s `lastError` is set; answers the node.
 fn wait_for_error(server: &Server, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let n = node(server, id, None);
+        let n = node(server, id);
         if n["lastError"].is_string() {
             return n;
         }
@@ -424,10 +422,7 @@ fn probes_never_leave_the_allow_list() {
         "{PROBING}    allowed_targets:\n      - network: 10.0.0.0/8\n        ports: 1024-65535\n"
     );
     let server = Server::with_config(&only_ten, &[]);
-    // The registration is not refused: the topology may hold any address.
-    let body = format!(r#"{{"address":"{}"}}"#, listening.address());
-    let r = server.send("PUT", "/api/topology/nodes/outside", &[], &body);
-    assert_eq!(r.status, 200, "{}", r.text());
+    register(&server, "outside", &listening.address(), None);
     let n = wait_for_error(&server, "outside");
     assert_eq!(n["health"], "unknown", "{n}");
     assert!(
@@ -439,20 +434,14 @@ fn probes_never_leave_the_allow_list() {
     );
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(listening.requests(), 0, "the node was never probed");
-    assert_eq!(node(&server, "outside", None)["health"], "unknown");
+    assert_eq!(node(&server, "outside")["health"], "unknown");
 }
 
 #[test]
 fn by_default_a_privileged_port_is_never_probed() {
     // The default list: loopback yes, but not a privileged port.
     let server = Server::with_config(PROBING, &[]);
-    let r = server.send(
-        "PUT",
-        "/api/topology/nodes/ssh",
-        &[],
-        r#"{"address":"127.0.0.1:22"}"#,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
+    register(&server, "ssh", "127.0.0.1:22", None);
     let n = wait_for_error(&server, "ssh");
     assert_eq!(n["health"], "unknown", "{n}");
     assert!(
@@ -470,20 +459,13 @@ fn probe_errors_are_generic_for_callers_without_a_write_token() {
     );
     let server = Server::with_config(&yaml, &[]);
     let closed = free_addr();
-    let body = format!(r#"{{"address":"{closed}"}}"#);
-    let auth = bearer(WRITE);
-    let r = server.send(
-        "PUT",
-        "/api/topology/nodes/gone",
-        &[("Authorization", &auth)],
-        &body,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
+    register(&server, "gone", &closed.to_string(), Some(WRITE));
     let n = wait_for_error(&server, "gone");
     assert_eq!(n["lastError"], "connection refused", "{n}");
     assert!(!n.to_string().contains("os error"), "{n}");
 
     // The round's caller holds a write token: it sees the probe's own words.
+    let auth = bearer(WRITE);
     let r = server.send(
         "POST",
         "/api/topology/health?nodeId=gone",
