@@ -58,11 +58,14 @@ impl TokenSet {
     /// True when `token` is one of the set; constant time in the token's length and
     /// content, and in which member (if any) matched.
     pub fn contains(&self, token: &str) -> bool {
-        let given = digest(token);
+        self.holds(&digest(token))
+    }
+
+    fn holds(&self, given: &[u8; 32]) -> bool {
         let found = self
             .digests
             .iter()
-            .fold(Choice::from(0), |found, d| found | d.ct_eq(&given));
+            .fold(Choice::from(0), |found, d| found | d.ct_eq(given));
         found.into()
     }
 }
@@ -152,10 +155,11 @@ impl ClientCredentials {
     /// The scope `token` grants, if it is one of the configured tokens. Every set is
     /// searched, so the time taken does not tell which set (if any) holds the token.
     fn scope_of(&self, token: &str) -> Option<Scope> {
+        let given = digest(token);
         let (admin, write, read) = (
-            self.admin.contains(token),
-            self.write.contains(token),
-            self.read.contains(token),
+            self.admin.holds(&given),
+            self.write.holds(&given),
+            self.read.holds(&given),
         );
         if admin || (write && self.admin.is_empty()) {
             Some(Scope::Admin)
