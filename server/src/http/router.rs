@@ -308,6 +308,47 @@ mod tests {
     }
 
     #[test]
+    fn every_route_needs_its_scope_and_only_probes_are_open() {
+        let scope = |method: Method, path: &str| route(&method, path).unwrap().scope();
+        assert_eq!(
+            scope(Method::GET, "/api/topology/snapshot"),
+            Some(Scope::Read)
+        );
+        assert_eq!(
+            scope(Method::GET, "/api/topology/subscribe"),
+            Some(Scope::Read)
+        );
+        assert_eq!(scope(Method::GET, "/api/cluster/status"), Some(Scope::Read));
+        assert_eq!(
+            scope(Method::PUT, "/api/topology/nodes/n1"),
+            Some(Scope::Write)
+        );
+        assert_eq!(
+            scope(Method::POST, "/api/topology/batch"),
+            Some(Scope::Write)
+        );
+        assert_eq!(
+            scope(Method::POST, "/api/topology/health"),
+            Some(Scope::Write)
+        );
+        assert_eq!(
+            scope(Method::POST, "/api/topology/bootstrap"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            scope(Method::POST, "/api/cluster/learners"),
+            Some(Scope::Admin)
+        );
+        assert_eq!(
+            scope(Method::POST, "/api/cluster/membership"),
+            Some(Scope::Admin)
+        );
+        for open in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(scope(Method::GET, open), None, "{open}");
+        }
+    }
+
+    #[test]
     fn known_routes_match_and_others_get_404_or_405() {
         assert!(status_of(Method::GET, "/api/topology/snapshot/").is_ok());
         assert!(matches!(
