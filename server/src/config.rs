@@ -13,8 +13,13 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+pub mod auth;
 pub mod secret;
+pub use auth::AuthConfig;
 pub use secret::PeerSecret;
+
+use crate::net::allow::AllowList;
+use crate::net::bearer::ClientCredentials;
 
 /// Errors found while loading the configuration; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +79,13 @@ pub struct Cli {
     /// Number of executors (threads, one per core); 0 means one per available core.
     #[arg(long, value_name = "N")]
     pub executors: Option<usize>,
-    /// Bearer token required on write routes.
+    /// Development only: one token for writes and admin routes, visible in `ps`
+    /// (use `auth.write_token_file` / `auth.admin_token_file` in production).
     #[arg(long = "auth-token", value_name = "TOKEN")]
     pub auth_token: Option<String>,
-    /// Allow a cluster whose servers share no peer secret (unauthenticated peer port).
+    /// Start even where the credentials leave a port open to anyone: a client port
+    /// reachable from other hosts with no write or admin credential, or a cluster
+    /// whose servers share no peer secret.
     #[arg(long)]
     pub insecure: bool,
     /// Development mode: one node in ./concord-data, port 7070, a sample topology.
@@ -120,8 +128,9 @@ pub struct Config {
     pub executors: usize,
     /// io_uring registered-buffer memory per executor, bytes. Small: memlock is often 8 MiB.
     pub io_memory: usize,
+    /// Development alias: sets both the write and the admin token (logs a warning).
     pub auth_token: Option<String>,
-    /// Credentials read from files (`auth:`).
+    /// Credentials read from files (`auth:`; see [`auth`]).
     pub auth: AuthConfig,
     /// Start even where the credentials leave a port open to anyone (see `load`).
     pub insecure: bool,
@@ -129,6 +138,10 @@ pub struct Config {
     /// (resolved by [`Config::load`]), or generated in the data directory at start.
     #[serde(skip)]
     pub peer_secret: Option<PeerSecret>,
+    /// The client tokens, loaded by [`Config::load`] from `auth`, the environment and
+    /// `auth_token`; empty (everything open) for a config that was only parsed.
+    #[serde(skip)]
+    pub credentials: ClientCredentials,
     /// Bootstrap this sample topology when the data directory is new (`--dev` sets it).
     pub sample_topology: Option<SampleTopology>,
     pub http: HttpConfig,
@@ -152,22 +165,13 @@ impl Default for Config {
             auth: AuthConfig::default(),
             insecure: false,
             peer_secret: None,
+            credentials: ClientCredentials::default(),
             sample_topology: None,
             http: HttpConfig::default(),
             raft: RaftConfig::default(),
             topology: TopologyConfig::default(),
         }
     }
-}
-
-/// The `auth:` section: files holding credentials (never the secrets themselves).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Secrets the topology servers present to each other on the peer port, one per
-    /// line: the first is sent, any is accepted (rotation). Overridden by the
-    /// `CONCORD_PEER_SECRET` environment variable.
-    pub peer_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -292,6 +296,10 @@ pub struct HealthCheckConfig {
     pub success_threshold: u32,
     pub probe: ProbeKind,
     pub max_concurrent_probes: usize,
+    /// Where probes may go: a node whose resolved address no rule allows is never
+    /// probed (it stays `unknown`). Default: loopback, RFC 1918 and IPv6 ULA
+    /// networks, ports 1024-65535; a configured list replaces it whole.
+    pub allowed_targets: AllowList,
 }
 
 impl Default for HealthCheckConfig {
@@ -305,6 +313,7 @@ impl Default for HealthCheckConfig {
             success_threshold: 2,
             probe: ProbeKind::Http,
             max_concurrent_probes: 64,
+            allowed_targets: AllowList::default(),
         }
     }
 }
@@ -398,6 +407,8 @@ impl Config {
         config.validate()?;
         config.peer_secret = secret::configured_peer_secret(&config)?;
         config.check_peer_port_is_closed()?;
+        config.credentials = auth::client_credentials(&config, |name| std::env::var(name).ok())?;
+        auth::refuse_open_exposure(&config)?;
         Ok(config)
     }
 

@@ -2,6 +2,7 @@
 //! one module per area. Every server picks its own free ports, so tests run in parallel.
 
 mod api;
+mod auth;
 mod client;
 mod cluster;
 mod cluster_support;

@@ -14,16 +14,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::net::bearer::TokenSet;
 use rand::TryRng;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::{invalid, Config, ConfigError};
 
 /// Environment variable holding the peer secret (wins over `auth.peer_secret_file`).
 pub const PEER_SECRET_ENV: &str = "CONCORD_PEER_SECRET";
 /// Shortest secret accepted from a file or the environment.
-pub const MIN_SECRET_LEN: usize = 16;
+pub const MIN_SECRET_LEN: usize = super::auth::MIN_TOKEN_LEN;
 /// The generated secret of a single server, under its data directory.
 pub const GENERATED_FILE: &str = "peer-secret";
 
@@ -31,7 +30,7 @@ pub const GENERATED_FILE: &str = "peer-secret";
 #[derive(Clone)]
 pub struct PeerSecret {
     presented: String,
-    accepted: Vec<[u8; 32]>,
+    accepted: TokenSet,
 }
 
 impl std::fmt::Debug for PeerSecret {
@@ -43,28 +42,10 @@ impl std::fmt::Debug for PeerSecret {
 impl PeerSecret {
     /// Parses secrets, one per line; `key` names their source in errors.
     pub fn from_lines(key: &str, text: &str) -> Result<PeerSecret, ConfigError> {
-        let secrets: Vec<&str> = text
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .collect();
-        for secret in &secrets {
-            if secret.len() < MIN_SECRET_LEN || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(invalid(
-                    key,
-                    format!(
-                        "a secret must be at least {MIN_SECRET_LEN} visible ASCII characters \
-                         (no spaces or control characters)"
-                    ),
-                ));
-            }
-        }
-        let Some(presented) = secrets.first() else {
-            return Err(invalid(key, "holds no secret"));
-        };
+        let secrets = super::auth::credential_lines(key, "the peer secret", "secret", text)?;
         Ok(PeerSecret {
-            presented: presented.to_string(),
-            accepted: secrets.iter().map(|s| digest(s)).collect(),
+            presented: secrets[0].to_string(),
+            accepted: TokenSet::new(secrets),
         })
     }
 
@@ -73,16 +54,10 @@ impl PeerSecret {
         &self.presented
     }
 
-    /// True when `given` is one of the accepted secrets (constant time: every accepted
-    /// digest is compared, and digests have one length).
+    /// True when `given` is one of the accepted secrets (constant time: digests of one
+    /// length, every one compared).
     pub fn accepts(&self, given: &str) -> bool {
-        let given = digest(given);
-        self.accepted
-            .iter()
-            .fold(subtle::Choice::from(0), |any, secret| {
-                any | secret.ct_eq(&given)
-            })
-            .into()
+        self.accepted.contains(given)
     }
 
     /// The secret in `<data_dir>/peer-secret`, generated (32 random bytes, hex) when the
@@ -123,10 +98,6 @@ impl PeerSecret {
 pub struct GenerateError {
     path: PathBuf,
     source: std::io::Error,
-}
-
-fn digest(secret: &str) -> [u8; 32] {
-    Sha256::digest(secret.as_bytes()).into()
 }
 
 /// Creates `path` readable by its owner only, with `secret` and a newline.

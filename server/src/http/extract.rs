@@ -1,7 +1,9 @@
-//! The one request extractor of the routes that change something (writes,
-//! membership changes, health rounds): the bearer token, the query string checked
-//! against the route's allowed keys, then the body, read under `max_body_bytes` and
-//! parsed as strict JSON whose errors name the offending field's path.
+//! The request checks: the credential's scope (every route that needs one, asked by
+//! the router before any handler runs), and the one extractor of the routes that
+//! change something (writes, membership changes, health rounds): the query string
+//! checked against the route's allowed keys, then the body, read under
+//! `max_body_bytes` and parsed as strict JSON whose errors name the offending field's
+//! path.
 //!
 //! Every refusal is already the answer to send (`Err(Response)`).
 
@@ -14,9 +16,42 @@ use serde::de::DeserializeOwned;
 use super::query::Query;
 use super::response::{self, Body, TopologyHeaders};
 use crate::executor::ExecutorContext;
+use crate::net::bearer::{Grant, Scope};
 use crate::net::{self, BodyError};
 
-/// A request that passed the token and query checks; its body is not read yet.
+/// Refuses a request whose credential does not grant `needed`: 401 when it presented
+/// no valid token, 403 when its valid token grants a weaker scope.
+pub fn require(grant: Grant, needed: Scope, topo: TopologyHeaders) -> Result<(), Response<Body>> {
+    if grant.allows(needed) {
+        return Ok(());
+    }
+    let needed = needed.as_str();
+    let (status, message, challenge) = match grant.scope {
+        Some(held) if grant.authenticated => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "this needs a token with the {needed} scope; the token presented grants only {}",
+                held.as_str()
+            ),
+            "Bearer error=\"insufficient_scope\"",
+        ),
+        _ => (
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "this needs a token with the {needed} scope: send an `Authorization: Bearer <token>` header with a configured token"
+            ),
+            "Bearer",
+        ),
+    };
+    let mut answer = response::error(status, &message, topo);
+    answer.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    Err(answer)
+}
+
+/// A request that passed the query check; its body is not read yet.
 pub struct Checked<'c> {
     ctx: &'c ExecutorContext,
     request: Request<Incoming>,
@@ -24,26 +59,14 @@ pub struct Checked<'c> {
     pub topo: TopologyHeaders,
 }
 
-/// Checks the bearer token (`needs` starts the 401 message, e.g. "writes need an")
-/// and parses the query string, refusing keys not in `allowed`.
+/// Parses the query string, refusing keys not in `allowed` (the credential was
+/// checked by the router).
 pub fn check<'c>(
     request: Request<Incoming>,
     ctx: &'c ExecutorContext,
-    needs: &str,
     allowed: &[&str],
 ) -> Result<Checked<'c>, Response<Body>> {
     let topo = ctx.current_headers();
-    if !net::authorized(request.headers(), ctx.shared.config.auth_token.as_deref()) {
-        let mut answer = response::error(
-            StatusCode::UNAUTHORIZED,
-            &format!("{needs} `Authorization: Bearer <token>` header with the configured token"),
-            topo,
-        );
-        answer
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return Err(answer);
-    }
     let query = Query::parse(request.uri().query(), allowed)
         .map_err(|message| response::error(StatusCode::BAD_REQUEST, &message, topo))?;
     Ok(Checked {

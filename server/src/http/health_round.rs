@@ -46,7 +46,7 @@ async fn round(
     req: Request<Incoming>,
     ctx: &ExecutorContext,
 ) -> Result<Response<Body>, Response<Body>> {
-    let request = extract::check(req, ctx, "this route needs an", &["nodeId"])?;
+    let request = extract::check(req, ctx, &["nodeId"])?;
     let only =
         node_filter(&request.query).map_err(|m| request.fail(StatusCode::BAD_REQUEST, &m))?;
     if let Some(id) = &only {

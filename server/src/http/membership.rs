@@ -1,6 +1,6 @@
 //! Membership routes: `POST /api/cluster/learners` and `POST /api/cluster/membership`.
 //!
-//! Same rules as the topology writes: the bearer token when configured, strict JSON
+//! They need the admin scope (checked by the router). Strict JSON
 //! bodies (unknown fields and wrong types are 400 naming the field), and nothing
 //! half-applied. The leader decides membership; a follower answers 421 Misdirected
 //! Request naming the leader rather than forwarding, so the operator knows which
@@ -37,7 +37,7 @@ async fn change(
     req: Request<Incoming>,
     ctx: &ExecutorContext,
 ) -> Result<Response<Body>, Response<Body>> {
-    let request = extract::check(req, ctx, "membership changes need an", &[])?;
+    let request = extract::check(req, ctx, &[])?;
     let topo = request.topo;
     let (operation, message) = match route {
         MembershipRoute::AddLearner => {

@@ -1,5 +1,10 @@
 //! Request routing: method + path → handler, plus what every request shares
-//! (metrics, the request timeout, 404/405 answers).
+//! (the credential's scope, metrics, the request timeout, 404/405 answers).
+//!
+//! Scopes: reads, SSE and cluster status need `read`; topology writes and health
+//! rounds `write`; membership changes and bootstrap `admin`; `/healthz`, `/readyz`
+//! and `/metrics` none (probes and scrapers carry no token, and they reveal no
+//! topology).
 //!
 //! Paths are matched by `matchit` (a radix tree, matching on the borrowed path without
 //! allocating); each path holds the methods it allows, so a known path asked with
@@ -18,9 +23,10 @@ use super::membership::{self, MembershipRoute};
 use super::read::{self, ReadRoute};
 use super::response::{self, Body};
 use super::write::{self, WriteRoute};
-use super::{health_round, sse};
+use super::{extract, health_round, sse};
 use crate::executor::ExecutorContext;
 use crate::metrics::RouteClass;
+use crate::net::bearer::Scope;
 use crate::net::ConnectionGuard;
 
 /// A matched route; write routes borrow their id from the path.
@@ -200,6 +206,18 @@ impl Route<'_> {
         }
     }
 
+    /// The scope a request needs on this route; `None`: open to anyone.
+    fn scope(&self) -> Option<Scope> {
+        match self {
+            Route::Read(_) | Route::Subscribe | Route::Admin(AdminRoute::ClusterStatus) => {
+                Some(Scope::Read)
+            }
+            Route::Write(WriteRoute::Bootstrap) | Route::Membership(_) => Some(Scope::Admin),
+            Route::Write(_) | Route::HealthRound => Some(Scope::Write),
+            Route::Admin(AdminRoute::Metrics | AdminRoute::Healthz | AdminRoute::Readyz) => None,
+        }
+    }
+
     /// Answered from memory without waiting on anything (no request timer needed).
     fn answered_from_memory(&self) -> bool {
         matches!(
@@ -231,11 +249,21 @@ pub async fn handle(
     let timeout = ctx.shared.config.http.request_timeout;
     let plain_read = matched.as_ref().is_ok_and(Route::answered_from_memory)
         && !req.uri().query().is_some_and(|q| q.contains("consistency"));
+    let grant = ctx.shared.config.credentials.grant(req.headers());
+    let refused = match matched.as_ref().ok().and_then(Route::scope) {
+        Some(needed) => extract::require(grant, needed, ctx.current_headers()).err(),
+        None => None,
+    };
+    if let Some(refusal) = refused {
+        ctx.metrics
+            .record(class, refusal.status().as_u16(), started.elapsed());
+        return refusal;
+    }
     let work = async {
         match matched {
             Ok(Route::Read(r)) => read::handle(r, req, &ctx).await,
             Ok(Route::Subscribe) => sse::handle(req, &ctx, connection).await,
-            Ok(Route::Write(w)) => write::handle(w, req, &ctx).await,
+            Ok(Route::Write(w)) => write::handle(w, req, &ctx, grant).await,
             Ok(Route::HealthRound) => health_round::handle(req, &ctx).await,
             Ok(Route::Membership(m)) => membership::handle(m, req, &ctx).await,
             Ok(Route::Admin(a)) => admin::handle(a, &ctx).await,
@@ -277,6 +305,30 @@ mod tests {
 
     fn status_of(method: Method, path: &str) -> Result<(), StatusCode> {
         route(&method, path).map(|_| ())
+    }
+
+    #[test]
+    fn every_route_needs_its_scope_and_only_probes_are_open() {
+        use Method as M;
+        let (read, write, admin) = (Some(Scope::Read), Some(Scope::Write), Some(Scope::Admin));
+        let cases = [
+            (M::GET, "/api/topology/snapshot", read),
+            (M::GET, "/api/topology/subscribe", read),
+            (M::GET, "/api/cluster/status", read),
+            (M::PUT, "/api/topology/nodes/n1", write),
+            (M::POST, "/api/topology/batch", write),
+            (M::POST, "/api/topology/health", write),
+            (M::POST, "/api/topology/bootstrap", admin),
+            (M::POST, "/api/cluster/learners", admin),
+            (M::POST, "/api/cluster/membership", admin),
+            (M::GET, "/healthz", None),
+            (M::GET, "/readyz", None),
+            (M::GET, "/metrics", None),
+        ];
+        for (method, path, needed) in cases {
+            let found = route(&method, path).map(|r| r.scope());
+            assert_eq!(found, Ok(needed), "{method} {path}");
+        }
     }
 
     #[test]

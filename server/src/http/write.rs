@@ -1,4 +1,4 @@
-//! Write routes: authenticate, parse and validate the body, turn it into one
+//! Write routes: parse and validate the body, turn it into one
 //! [`Command`] (one change set, one version), and commit it through Raft.
 //!
 //! Bodies are parsed with simd-json through serde; unknown fields, wrong types and
@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use super::extract::{self, parse, parse_optional, required};
 use super::response::{self, Body};
 use crate::executor::ExecutorContext;
+use crate::net::bearer::{Grant, Scope};
 use crate::net::now_ms;
 use crate::service::{Operation as ServiceOp, ServiceError};
 
@@ -149,12 +150,15 @@ fn expected_version(headers: &HeaderMap) -> Result<Option<u64>, String> {
         .map_err(|_| format!("If-Match must be a topology version such as \"42\", got `{text}`"))
 }
 
+/// Serves a write; `grant` is the caller's credential (the router checked the write
+/// scope; a batch that bootstraps needs the admin scope too).
 pub async fn handle(
     route: WriteRoute<'_>,
     req: Request<Incoming>,
     ctx: &ExecutorContext,
+    grant: Grant,
 ) -> Response<Body> {
-    write(route, req, ctx)
+    write(route, req, ctx, grant)
         .await
         .unwrap_or_else(|refusal| refusal)
 }
@@ -163,14 +167,21 @@ async fn write(
     route: WriteRoute<'_>,
     req: Request<Incoming>,
     ctx: &ExecutorContext,
+    grant: Grant,
 ) -> Result<Response<Body>, Response<Body>> {
-    let request = extract::check(req, ctx, "writes need an", &[])?;
+    let request = extract::check(req, ctx, &[])?;
     let expected_version = expected_version(request.headers())
         .map_err(|message| request.fail(StatusCode::BAD_REQUEST, &message))?;
     let topo = request.topo;
     let mut body = request.body().await?.to_vec();
     let ops = operations(route, &mut body)
         .map_err(|message| response::error(StatusCode::BAD_REQUEST, &message, topo))?;
+    if ops
+        .iter()
+        .any(|op| matches!(op, Operation::Bootstrap { .. }))
+    {
+        extract::require(grant, Scope::Admin, topo)?;
+    }
     let command = Command {
         timestamp_ms: now_ms(),
         expected_version,

@@ -4,7 +4,11 @@
 //! topology; the client front (`http`), the peer transport (`raft::peer_*`) and the
 //! data-node probes (`node_health`) all build on it.
 
+pub mod allow;
+pub mod bearer;
 pub mod io;
+
+pub use bearer::authorized;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,7 +16,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use glommio::net::TcpListener;
-use http::{header, HeaderMap};
 use http_body_util::{BodyExt, Limited};
 
 /// Who else may listen on a port this process binds.
@@ -68,25 +71,6 @@ where
     }
 }
 
-/// True when no token is configured, or the request carries `Bearer <token>`.
-pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
-    let Some(token) = token else { return true };
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    // Constant-time comparison: the token is a secret.
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 /// Wall-clock milliseconds since the Unix epoch (change-set timestamps, probe times).
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -139,7 +123,7 @@ impl ConnectionGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{header, HeaderMap, HeaderValue};
 
     #[test]
     fn bearer_token_checks() {

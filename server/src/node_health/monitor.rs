@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use concord_model::{Command, HealthUpdate, Operation};
 use glommio::sync::Semaphore;
 
-use super::probe::{self, CheckResult, ProbeSettings};
+use super::probe::{self, CheckResult, ProbeError, ProbeSettings};
 use super::schedule::{self, Target};
-use super::tracker::{Check, Outcome, Thresholds, Tracker};
+use super::tracker::{truncate_error, Check, Outcome, Thresholds, Tracker};
 use super::{probe_name, HealthHandle, HealthRoundError, ManualRequest};
 use crate::config::{HealthCheckConfig, ProbeKind};
 use crate::executor::Shared;
+use crate::net::allow::AllowList;
 use crate::net::now_ms;
 use crate::raft::RaftHandle;
 use crate::service::{ErrorKind, ServiceError};
@@ -78,6 +79,10 @@ struct Monitor {
     default_probe: ProbeKind,
     settings: ProbeSettings,
     limit: Rc<Semaphore>,
+    allowed: Rc<AllowList>,
+    /// Record each probe error's [`ProbeError::class`] in the topology rather than
+    /// its text: some callers of the read routes hold no write credential.
+    record_class: bool,
     /// Nodes whose bad `probe` label was logged this term (once each, not every round).
     warned: HashSet<String>,
 }
@@ -97,6 +102,7 @@ struct Probed {
 
 impl Monitor {
     fn new(raft: Rc<RaftHandle>, shared: Arc<Shared>, config: &HealthCheckConfig) -> Monitor {
+        let record_class = shared.config.credentials.guards_writes();
         Monitor {
             raft,
             shared,
@@ -111,6 +117,8 @@ impl Monitor {
                 retry_count: config.retry_count,
             },
             limit: Rc::new(Semaphore::new(config.max_concurrent_probes as u64)),
+            allowed: Rc::new(config.allowed_targets.clone()),
+            record_class,
             warned: HashSet::new(),
         }
     }
@@ -198,12 +206,13 @@ impl Monitor {
             .iter()
             .map(|p| Check {
                 node_id: p.target.node_id.clone(),
-                outcome: match &p.check.result {
-                    Ok(()) => Outcome::Pass,
-                    Err(e) => Outcome::Fail(e.to_string()),
-                },
+                outcome: self.outcome(&p.check.result),
                 at_ms: p.at_ms,
             })
+            .collect();
+        let mut by_id: HashMap<&str, &Probed> = probed
+            .iter()
+            .map(|p| (p.target.node_id.as_str(), p))
             .collect();
         // Judged against the state as it is now: nodes removed during the round drop out.
         let decision = {
@@ -211,11 +220,14 @@ impl Monitor {
             self.tracker.decide(published.state.node_map(), &checks)
         };
         for v in decision.verdicts.iter().filter(|v| v.health != v.previous) {
+            let error = by_id
+                .get(v.node_id.as_str())
+                .and_then(|p| p.check.result.as_ref().err());
             tracing::info!(
                 node = %v.node_id,
                 from = %v.previous,
                 to = %v.health,
-                error = v.error.as_deref().unwrap_or(""),
+                error = %error.map(ToString::to_string).unwrap_or_default(),
                 "data node health changed"
             );
         }
@@ -223,10 +235,6 @@ impl Monitor {
             .commit(decision.updates)
             .await
             .map_err(HealthRoundError::Commit)?;
-        let mut by_id: HashMap<&str, &Probed> = probed
-            .iter()
-            .map(|p| (p.target.node_id.as_str(), p))
-            .collect();
         let results = decision
             .verdicts
             .into_iter()
@@ -236,7 +244,13 @@ impl Monitor {
                     address: p.target.address.clone(),
                     probe: probe_name(p.target.kind),
                     passed: v.passed,
-                    error: v.error,
+                    // The round's caller holds a write credential: the error as it is.
+                    error: p
+                        .check
+                        .result
+                        .as_ref()
+                        .err()
+                        .map(|e| truncate_error(&e.to_string())),
                     attempts: p.check.attempts,
                     latency_us: p.check.latency.as_micros() as u64,
                     previous_health: v.previous,
@@ -258,6 +272,22 @@ impl Monitor {
         })
     }
 
+    /// What the tracker judges (and the topology records) of one check.
+    fn outcome(&self, result: &Result<(), ProbeError>) -> Outcome {
+        let recorded = |e: &ProbeError| {
+            if self.record_class {
+                e.class()
+            } else {
+                e.to_string()
+            }
+        };
+        match result {
+            Ok(()) => Outcome::Pass,
+            Err(e @ ProbeError::NotAllowed { .. }) => Outcome::NotAllowed(recorded(e)),
+            Err(e) => Outcome::Fail(recorded(e)),
+        }
+    }
+
     /// Probes every target, each at its offset, at most `max_concurrent_probes` at once.
     async fn probe_all(&self, targets: Vec<Target>) -> Vec<Probed> {
         let round_start = Instant::now();
@@ -265,6 +295,7 @@ impl Monitor {
             .into_iter()
             .map(|target| {
                 let limit = self.limit.clone();
+                let allowed = self.allowed.clone();
                 let settings = self.settings;
                 let metrics = self.shared.clone();
                 glommio::spawn_local(async move {
@@ -276,12 +307,15 @@ impl Monitor {
                     // A closed semaphore cannot happen (it lives as long as the monitor);
                     // probing without a permit would still be correct, just unbounded.
                     let _permit = limit.acquire_permit(1).await.ok();
-                    let check = probe::check(&target.address, target.kind, settings).await;
-                    metrics.probes.probe(
-                        target.kind == ProbeKind::Http,
-                        check.result.is_ok(),
-                        check.latency,
-                    );
+                    let check =
+                        probe::check(&target.address, target.kind, settings, &allowed).await;
+                    if check.attempts > 0 {
+                        metrics.probes.probe(
+                            target.kind == ProbeKind::Http,
+                            check.result.is_ok(),
+                            check.latency,
+                        );
+                    }
                     Probed {
                         target,
                         check,

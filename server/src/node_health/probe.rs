@@ -4,6 +4,11 @@
 //!
 //! Every probe opens a fresh connection and closes it: a pooled connection would hide
 //! the failure a health check exists to find (a node that no longer accepts).
+//!
+//! Registered addresses come from clients, so a probe only goes where
+//! `topology.health_check.allowed_targets` allows, checked on the resolved address
+//! (a name cannot point it elsewhere); and [`ProbeError::class`] is the one place
+//! that turns an error into the generic text shown to callers without write access.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -13,6 +18,7 @@ use glommio::net::TcpStream;
 use http_body_util::Empty;
 
 use crate::config::ProbeKind;
+use crate::net::allow::AllowList;
 use crate::net::io::HyperIo;
 
 /// The path the HTTP probe requests.
@@ -37,6 +43,30 @@ pub enum ProbeError {
     Status { address: SocketAddr, status: u16 },
     #[error("GET {HEALTH_PATH} on {address} failed: {reason}")]
     Http { address: SocketAddr, reason: String },
+    #[error("{address}: {NOT_ALLOWED}")]
+    NotAllowed { address: SocketAddr },
+}
+
+/// What `lastError` says of a node the allow-list keeps the probes away from.
+pub const NOT_ALLOWED: &str = "address not allowed by health_check.allowed_targets";
+
+impl ProbeError {
+    /// The kind of failure without addresses, OS messages or peer answers: what the
+    /// topology shows when some callers may not see probe details.
+    pub fn class(&self) -> String {
+        match self {
+            ProbeError::Resolve { .. } => "cannot resolve".into(),
+            ProbeError::Connect { source, .. } => match source.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+                std::io::ErrorKind::TimedOut => "timeout".into(),
+                _ => "connection failed".into(),
+            },
+            ProbeError::Timeout { .. } => "timeout".into(),
+            ProbeError::Status { status, .. } => format!("http status {status}"),
+            ProbeError::Http { .. } => "http error".into(),
+            ProbeError::NotAllowed { .. } => NOT_ALLOWED.into(),
+        }
+    }
 }
 
 /// How one node is checked.
@@ -80,15 +110,33 @@ async fn resolve(address: &str) -> Result<SocketAddr, ProbeError> {
     }
 }
 
-/// Checks one node: up to `1 + retry_count` attempts, stopping at the first pass.
-pub async fn check(address: &str, kind: ProbeKind, settings: ProbeSettings) -> CheckResult {
+/// Checks one node: up to `1 + retry_count` attempts, stopping at the first pass;
+/// none at all when `allowed` does not allow its resolved address.
+pub async fn check(
+    address: &str,
+    kind: ProbeKind,
+    settings: ProbeSettings,
+    allowed: &AllowList,
+) -> CheckResult {
     let mut attempts = 0;
     loop {
-        attempts += 1;
         let started = Instant::now();
         let result = match resolve(address).await {
-            Ok(addr) => attempt(addr, address, kind, settings.timeout).await,
-            Err(e) => Err(e),
+            Ok(addr) if !allowed.permits(addr) => {
+                return CheckResult {
+                    result: Err(ProbeError::NotAllowed { address: addr }),
+                    attempts,
+                    latency: started.elapsed(),
+                };
+            }
+            Ok(addr) => {
+                attempts += 1;
+                attempt(addr, address, kind, settings.timeout).await
+            }
+            Err(e) => {
+                attempts += 1;
+                Err(e)
+            }
         };
         let latency = started.elapsed();
         if result.is_ok() || attempts > settings.retry_count {
@@ -171,4 +219,59 @@ async fn http_get(stream: TcpStream, addr: SocketAddr, host: &str) -> Result<(),
         std::future::pending::<Result<(), ProbeError>>().await
     };
     futures_lite::future::or(exchange, driven).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_name_the_kind_of_failure_and_nothing_else() {
+        let address: SocketAddr = "10.1.2.3:9001".parse().unwrap();
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let cases = [
+            (
+                ProbeError::Connect {
+                    address,
+                    source: refused,
+                },
+                "connection refused",
+            ),
+            (
+                ProbeError::Timeout {
+                    address,
+                    timeout: Duration::from_millis(100),
+                },
+                "timeout",
+            ),
+            (
+                ProbeError::Status {
+                    address,
+                    status: 503,
+                },
+                "http status 503",
+            ),
+            (
+                ProbeError::Http {
+                    address,
+                    reason: "connection closed before message completed".into(),
+                },
+                "http error",
+            ),
+            (
+                ProbeError::Resolve {
+                    address: "db.internal:9001".into(),
+                    reason: "no address found".into(),
+                },
+                "cannot resolve",
+            ),
+            (ProbeError::NotAllowed { address }, NOT_ALLOWED),
+        ];
+        for (error, class) in cases {
+            assert_eq!(error.class(), class);
+            assert!(!error.class().contains("10.1.2.3"), "{error}");
+        }
+        let not_allowed = ProbeError::NotAllowed { address }.to_string();
+        assert!(not_allowed.ends_with(NOT_ALLOWED), "{not_allowed}");
+    }
 }

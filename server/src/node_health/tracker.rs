@@ -9,7 +9,9 @@
 //! - one failed check makes a `healthy` node `degraded`;
 //! - `failure_threshold` consecutive failed checks make it `unhealthy`;
 //! - `success_threshold` consecutive passes make a `degraded` or `unhealthy` node
-//!   `healthy` again; fewer passes leave it where it is.
+//!   `healthy` again; fewer passes leave it where it is;
+//! - a node whose address `allowed_targets` does not allow is never probed: it is
+//!   (or becomes) `unknown`, with `lastError` saying why.
 //!
 //! What is committed, and why: a commit is a Raft round trip and a new topology version
 //! that every subscriber receives, so a steady node never produces one. A node is
@@ -39,6 +41,8 @@ pub enum Outcome {
     Pass,
     /// Why the check failed (the last attempt's error).
     Fail(String),
+    /// The node was not probed: its address is outside the allow-list (why).
+    NotAllowed(String),
 }
 
 /// One node's check in a round, finished at `at_ms` (wall clock, ms).
@@ -171,8 +175,9 @@ impl Tracker {
             .memory
             .entry(committed.node_id.clone())
             .or_insert_with(|| Memory::from_committed(committed));
-        // `unknown` is only ever the state of a node no check has reached (the tracker
-        // never commits it), so any memory is of an earlier node with the same id.
+        // `unknown` is the state of a node no probe has reached (never probed, or kept
+        // away by the allow-list), so any memory is of an earlier node with the same
+        // id, or of probes that did not happen.
         if previous == Health::Unknown {
             *memory = Memory::from_committed(committed);
         }
@@ -199,12 +204,19 @@ impl Tracker {
                     Health::Degraded
                 }
             }
+            Outcome::NotAllowed(why) => {
+                memory.successes = 0;
+                memory.failures = 0;
+                memory.last_error = Some(truncate_error(why));
+                Health::Unknown
+            }
         };
         let update = health != previous
-            || (health == Health::Degraded && memory.failures != committed.failure_count);
+            || (health == Health::Degraded && memory.failures != committed.failure_count)
+            || (health == Health::Unknown && memory.last_error != committed.last_error);
         let (passed, error) = match &check.outcome {
             Outcome::Pass => (true, None),
-            Outcome::Fail(e) => (false, Some(truncate_error(e))),
+            Outcome::Fail(e) | Outcome::NotAllowed(e) => (false, Some(truncate_error(e))),
         };
         Verdict {
             node_id: committed.node_id.clone(),

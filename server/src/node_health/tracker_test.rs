@@ -78,6 +78,31 @@ fn unknown_becomes_healthy_on_the_first_pass() {
 }
 
 #[test]
+fn a_node_outside_the_allow_list_is_unknown_with_the_reason_committed_once() {
+    let mut st = topology(&["a"]);
+    let mut t = Tracker::new(T3_2);
+    round(&mut t, &mut st, &[pass("a", 10)]);
+    let not_allowed = |at_ms| Check {
+        node_id: "a".into(),
+        outcome: Outcome::NotAllowed("not allowed".into()),
+        at_ms,
+    };
+    let d = round(&mut t, &mut st, &[not_allowed(20)]);
+    assert_eq!(d.updates.len(), 1);
+    let n = st.node("a").unwrap();
+    assert_eq!((n.health, n.failure_count), (Health::Unknown, 0));
+    assert_eq!(n.last_error.as_deref(), Some("not allowed"));
+    assert!(!d.verdicts[0].passed);
+    let d = round(&mut t, &mut st, &[not_allowed(30)]);
+    assert!(
+        d.updates.is_empty(),
+        "a steady refusal is not committed again"
+    );
+    round(&mut t, &mut st, &[pass("a", 40)]);
+    assert_eq!(health(&st, "a"), Health::Healthy);
+}
+
+#[test]
 fn unknown_becomes_degraded_on_the_first_failure_or_unhealthy_at_threshold_one() {
     let mut st = topology(&["a"]);
     let mut t = Tracker::new(T3_2);

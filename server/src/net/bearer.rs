@@ -1,0 +1,248 @@
+//! Bearer credentials: the `Authorization: Bearer <token>` header, token sets compared
+//! in constant time, and the scopes (read < write < admin) a client-port token grants.
+//!
+//! Tokens are never compared as strings: each side is hashed to a SHA-256 digest and
+//! the fixed-size digests are compared with `subtle`'s constant-time equality, against
+//! every token of a set without stopping early, so neither the length nor the content
+//! of a configured token leaks through response timing.
+
+use http::{header, HeaderMap};
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is matched
+/// case-insensitively (`bearer`, `BEARER`), as HTTP auth schemes are.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Accepted tokens, held as digests only (a core dump or `Debug` shows no token).
+#[derive(Clone, Default)]
+pub struct TokenSet {
+    digests: Vec<[u8; 32]>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenSet({} token(s))", self.digests.len())
+    }
+}
+
+impl TokenSet {
+    pub fn new<T: AsRef<str>>(tokens: impl IntoIterator<Item = T>) -> TokenSet {
+        TokenSet {
+            digests: tokens.into_iter().map(|t| digest(t.as_ref())).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// Adds the tokens of `other` (a file's tokens plus an environment variable's).
+    pub fn extend(&mut self, other: TokenSet) {
+        self.digests.extend(other.digests);
+    }
+
+    /// True when `token` is one of the set; constant time in the token's length and
+    /// content, and in which member (if any) matched.
+    pub fn contains(&self, token: &str) -> bool {
+        self.holds(&digest(token))
+    }
+
+    fn holds(&self, given: &[u8; 32]) -> bool {
+        let found = self
+            .digests
+            .iter()
+            .fold(Choice::from(0), |found, d| found | d.ct_eq(given));
+        found.into()
+    }
+}
+
+/// True when no token is configured, or the request carries `Bearer <token>`.
+pub fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
+    bearer_token(headers).is_some_and(|given| TokenSet::new([token]).contains(given))
+}
+
+/// What a client-port credential allows, each scope including the ones below it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Reads and SSE subscriptions.
+    Read,
+    /// Topology writes and health rounds.
+    Write,
+    /// Membership changes and bootstrap.
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// What one request may do: the scope it was granted, and whether a valid token
+/// granted it (a request that presented none, or a wrong one, is refused with 401;
+/// one whose valid token is too weak, with 403).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub scope: Option<Scope>,
+    pub authenticated: bool,
+}
+
+impl Grant {
+    pub fn allows(self, needed: Scope) -> bool {
+        self.scope.is_some_and(|s| s >= needed)
+    }
+}
+
+/// The client port's token sets, one per scope.
+///
+/// A scope without tokens is granted by the next stronger scope's tokens and is
+/// open when no stronger scope has tokens either: with only write tokens, they also
+/// grant admin; with no read tokens, reads need none. Configuration refuses the one
+/// combination where this would open writes while guarding reads (read tokens
+/// without write or admin tokens).
+#[derive(Clone, Debug, Default)]
+pub struct ClientCredentials {
+    read: TokenSet,
+    write: TokenSet,
+    admin: TokenSet,
+}
+
+impl ClientCredentials {
+    pub fn new(read: TokenSet, write: TokenSet, admin: TokenSet) -> ClientCredentials {
+        ClientCredentials { read, write, admin }
+    }
+
+    /// True when writes need a token (some write or admin token is configured).
+    pub fn guards_writes(&self) -> bool {
+        !self.write.is_empty() || !self.admin.is_empty()
+    }
+
+    /// True when reads need a token.
+    pub fn guards_reads(&self) -> bool {
+        !self.read.is_empty()
+    }
+
+    /// What a request without a valid token may do.
+    fn anonymous(&self) -> Option<Scope> {
+        if !self.guards_writes() {
+            Some(Scope::Admin)
+        } else if !self.guards_reads() {
+            Some(Scope::Read)
+        } else {
+            None
+        }
+    }
+
+    /// The scope `token` grants, if it is one of the configured tokens. Every set is
+    /// searched, so the time taken does not tell which set (if any) holds the token.
+    fn scope_of(&self, token: &str) -> Option<Scope> {
+        let given = digest(token);
+        let (admin, write, read) = (
+            self.admin.holds(&given),
+            self.write.holds(&given),
+            self.read.holds(&given),
+        );
+        if admin || (write && self.admin.is_empty()) {
+            Some(Scope::Admin)
+        } else if write {
+            Some(Scope::Write)
+        } else if read {
+            Some(Scope::Read)
+        } else {
+            None
+        }
+    }
+
+    /// What the request carrying `headers` may do.
+    pub fn grant(&self, headers: &HeaderMap) -> Grant {
+        let by_token = bearer_token(headers).and_then(|t| self.scope_of(t));
+        Grant {
+            scope: by_token.max(self.anonymous()),
+            authenticated: by_token.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn with_auth(value: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+        h
+    }
+
+    const READ: &str = "read-token-0123456789";
+    const WRITE: &str = "write-token-0123456789";
+    const ADMIN: &str = "admin-token-0123456789";
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_the_token_exact() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR  abc"] {
+            assert_eq!(bearer_token(&with_auth(value)), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "abc"] {
+            assert_eq!(bearer_token(&with_auth(value)), None, "{value}");
+        }
+        let set = TokenSet::new(["abc", "def"]);
+        assert!(set.contains("abc") && set.contains("def"));
+        assert!(!set.contains("ab") && !set.contains("abcd") && !set.contains(""));
+        assert!(!TokenSet::default().contains(""));
+        assert_eq!(format!("{set:?}"), "TokenSet(2 token(s))");
+    }
+
+    fn grant(creds: &ClientCredentials, value: Option<&'static str>) -> Grant {
+        creds.grant(&value.map(with_auth).unwrap_or_default())
+    }
+
+    #[test]
+    fn scopes_follow_the_configured_token_sets() {
+        let open = ClientCredentials::default();
+        assert_eq!(grant(&open, None).scope, Some(Scope::Admin));
+
+        let all = ClientCredentials::new(
+            TokenSet::new([READ]),
+            TokenSet::new([WRITE]),
+            TokenSet::new([ADMIN]),
+        );
+        assert_eq!(grant(&all, None).scope, None);
+        let bearer = |t: &str| -> &'static str { Box::leak(format!("Bearer {t}").into()) };
+        let g = grant(&all, Some(bearer(READ)));
+        assert_eq!((g.scope, g.authenticated), (Some(Scope::Read), true));
+        assert_eq!(grant(&all, Some(bearer(WRITE))).scope, Some(Scope::Write));
+        assert_eq!(grant(&all, Some(bearer(ADMIN))).scope, Some(Scope::Admin));
+        let wrong = grant(&all, Some("Bearer nope"));
+        assert_eq!((wrong.scope, wrong.authenticated), (None, false));
+
+        // Write tokens alone: they grant admin; reads are open.
+        let write_only = ClientCredentials::new(
+            TokenSet::default(),
+            TokenSet::new([WRITE]),
+            TokenSet::default(),
+        );
+        assert_eq!(grant(&write_only, None).scope, Some(Scope::Read));
+        assert!(grant(&write_only, Some(bearer(WRITE))).allows(Scope::Admin));
+        assert!(!grant(&write_only, Some("Bearer nope")).allows(Scope::Write));
+    }
+}
