@@ -78,6 +78,15 @@ fn has_data_node(node: &Node, name: &str) -> bool {
         .any(|n| n["nodeId"] == name)
 }
 
+/// The ids of the servers of `cluster` other than `leader`.
+fn followers(cluster: &Cluster, leader: u64) -> Vec<u64> {
+    cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect()
+}
+
 fn term_of(node: &Node) -> u64 {
     node.status().expect("status")["term"]
         .as_u64()
@@ -91,8 +100,8 @@ fn only_the_peer_secret_opens_the_peer_port() {
     let node = cluster.node(1);
     let write = forged_write("forged", 1);
     for (secret, what) in [
-        (None, "no credential"),
         (Some(CLIENT_TOKEN), "a client token"),
+        (None, "no credential"),
     ] {
         let r = peer_post(node, "/raft/write", Some("1"), secret, &write);
         assert_eq!(r.status, 401, "{what}: {}", r.text());
@@ -137,13 +146,8 @@ fn a_server_without_a_configured_secret_generates_one() {
     let cluster = Cluster::spawn(1, false, &test_config(""), |_| "");
     cluster.leader(WAIT);
     let node = cluster.node(1);
-    let r = peer_post(
-        node,
-        "/raft/write",
-        Some("1"),
-        None,
-        &forged_write("forged", 1),
-    );
+    let write = forged_write("forged", 1);
+    let r = peer_post(node, "/raft/write", Some("1"), None, &write);
     assert_eq!(r.status, 401, "{}", r.text());
     assert!(
         !has_data_node(node, "forged"),
@@ -180,13 +184,8 @@ fn peer_rpcs_from_non_members_are_refused() {
     let r = peer_post(node, wire::VOTE, Some("7"), secret, &vote);
     assert_eq!(r.status, 403, "non-member: {}", r.text());
     assert!(r.text().contains("not a member"), "{}", r.text());
-    let r = peer_post(
-        node,
-        "/raft/write",
-        Some("7"),
-        secret,
-        &forged_write("from-7", 1),
-    );
+    let write = forged_write("from-7", 1);
+    let r = peer_post(node, "/raft/write", Some("7"), secret, &write);
     assert_eq!(r.status, 403, "{}", r.text());
     // A member cannot speak in another's name either.
     let r = peer_post(node, wire::VOTE, Some("1"), secret, &vote);
@@ -197,34 +196,20 @@ fn peer_rpcs_from_non_members_are_refused() {
     // A server that is not a member of anything yet (`--join`) takes any
     // authenticated caller: the leader that adds it is not known to it.
     let joining = cluster.start_joining(2);
-    let r = peer_post(
-        joining,
-        wire::PRE_VOTE,
-        Some("9"),
-        secret,
-        &vote_request(1, 9, false),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = peer_post(
-        joining,
-        wire::PRE_VOTE,
-        Some("9"),
-        None,
-        &vote_request(1, 9, false),
-    );
-    assert_eq!(r.status, 401, "{}", r.text());
+    let stranger = vote_request(1, 9, false);
+    for (secret, status) in [(secret, 200), (None, 401)] {
+        let r = peer_post(joining, wire::PRE_VOTE, Some("9"), secret, &stranger);
+        assert_eq!(r.status, status, "{}", r.text());
+    }
 }
 
 #[test]
 fn huge_terms_are_refused_and_never_persisted() {
     let mut cluster = Cluster::start(3, false, "");
     let leader = cluster.leader(WAIT);
-    let target = *cluster.ids().iter().find(|&&id| id != leader).unwrap();
-    let sender = *cluster
-        .ids()
-        .iter()
-        .find(|&&id| id != leader && id != target)
-        .unwrap();
+    let [target, sender] = followers(&cluster, leader)[..] else {
+        panic!("two followers");
+    };
     let from = sender.to_string();
     let node = cluster.node(target);
     let secret = Some(PEER_SECRET);
@@ -286,11 +271,7 @@ fn only_the_leader_hands_leadership_over() {
     let cluster = Cluster::start(3, false, "");
     let leader = cluster.leader(WAIT);
     let term = term_of(cluster.node(leader));
-    let followers: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .collect();
+    let followers = followers(&cluster, leader);
     let (target, impostor) = (followers[0], followers[1]);
     // A follower claiming to be leader, asking `target` to take over.
     let forged =
@@ -313,14 +294,15 @@ fn only_the_leader_hands_leadership_over() {
 fn a_forwarded_write_cannot_pin_the_timestamp_in_the_future() {
     let cluster = Cluster::start(3, false, "");
     let leader = cluster.leader(WAIT);
-    let follower = *cluster.ids().iter().find(|&&id| id != leader).unwrap();
+    let follower = followers(&cluster, leader)[0];
     let year_2100 = 4_102_444_800_000;
+    let (from, write) = (follower.to_string(), forged_write("future", year_2100));
     let r = peer_post(
         cluster.node(leader),
         "/raft/write",
-        Some(&follower.to_string()),
+        Some(&from),
         Some(PEER_SECRET),
-        &forged_write("from-the-future", year_2100),
+        &write,
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let answer: Answer = wire::decode(&r.body).expect("an answer");
@@ -372,11 +354,7 @@ fn a_server_with_another_secret_cannot_vote_or_join() {
 fn a_lagging_member_hears_a_server_added_while_it_was_down() {
     let mut cluster = Cluster::start(3, false, "");
     let leader = cluster.leader(WAIT);
-    let followers: Vec<u64> = cluster
-        .ids()
-        .into_iter()
-        .filter(|&id| id != leader)
-        .collect();
+    let followers = followers(&cluster, leader);
     let (late, gone) = (followers[0], followers[1]);
     cluster.kill(late);
 
@@ -407,4 +385,60 @@ fn a_lagging_member_hears_a_server_added_while_it_was_down() {
     assert_eq!(new_leader, 4, "late's own membership has no quorum left");
     let v = put_node(cluster.node(4).client, "after", None).expect("write");
     cluster.converged(&[late, 4], v, WAIT);
+}
+
+/// Starts the server with `args` (`PEER` stands for its peer address) and `env`; its
+/// exit code and standard error, if it exits within 10 s (`None`: still running, killed).
+fn start_up(args: &[&str], env: &[(&str, &str)]) -> Option<(i32, String)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("stderr.log");
+    let peer = concord_testkit::free_addr();
+    let mut all: Vec<String> = concord_testkit::process::serve_args(
+        1,
+        concord_testkit::free_addr(),
+        peer,
+        &dir.path().join("data"),
+        1,
+    );
+    all.extend(args.iter().map(|a| a.replace("PEER", &peer.to_string())));
+    let mut process = env.iter().fold(
+        concord_testkit::TopoProcess::new(concord_testkit::server_binary(), all)
+            .stderr(concord_testkit::process::Stderr::File(log.clone())),
+        |p, (k, v)| p.env(k, v),
+    );
+    process.spawn();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = process.exited() {
+            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+            return Some((status.code().unwrap_or(-1), stderr));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn a_cluster_without_a_peer_secret_refuses_to_start() {
+    let others = format!("1=PEER,2={}", concord_testkit::free_addr());
+    let (code, stderr) = start_up(
+        &["--initial-cluster", &others],
+        &[("CONCORD_PEER_SECRET", "")],
+    )
+    .expect("exits at once");
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("auth.peer_secret_file") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
+    let (code, stderr) =
+        start_up(&["--join"], &[("CONCORD_PEER_SECRET", "")]).expect("exits at once");
+    assert_eq!(code, 2, "{stderr}");
+    // A secret that is too short or not visible ASCII is refused, naming its source.
+    let (code, stderr) = start_up(&["--join"], &[("CONCORD_PEER_SECRET", "short")]).expect("exits");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("CONCORD_PEER_SECRET"), "{stderr}");
+    // Said explicitly, an insecure joining server starts (and waits to be added).
+    assert!(start_up(&["--join", "--insecure"], &[("CONCORD_PEER_SECRET", "")]).is_none());
 }

@@ -191,7 +191,8 @@ async fn dispatch(
     options: &PeerServerOptions,
 ) -> Result<Response<Full<Bytes>>, Refusal> {
     let raft = node.raft();
-    // Decoded first: an unreadable body is a 400 whoever sends it.
+    // Each message is decoded before its caller is judged: an unreadable body is a
+    // 400 whoever sends it.
     let view = node.local_view();
     let checked = |message: &dyn PeerMessage| -> Result<(), Refusal> {
         let caller = caller.clone()?;
