@@ -17,6 +17,7 @@ use crate::config::{Config, SampleTopology};
 use crate::dispatch::Dispatcher;
 use crate::executor::{ExecutorContext, Shared};
 use crate::metrics::ExecutorMetrics;
+use crate::net::capacity::Capacity;
 use crate::node_health::HealthHandle;
 use crate::notify::{leader_loss, subscribers};
 use crate::publish::{follow_hub, LocalPublished, PublicationHub, Published, RaftView};
@@ -125,16 +126,23 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     ));
     let (hub, ticks) = PublicationHub::new(empty, executors);
     let (control_tx, control_rx) = async_channel::unbounded();
+    let service = ServiceClient::new(control_tx, config.raft.max_pending_operations);
+    let connections = Capacity::new(config.http.max_connections);
+    let peer_connections = Capacity::new(config.raft.max_peer_connections);
     let shared = Arc::new(Shared {
         cache_control: Shared::cache_control_for(&config),
         config,
-        service: ServiceClient::new(control_tx),
+        service,
         hub: Arc::new(hub),
         raft: RaftView::default(),
         metrics,
         ready: Default::default(),
         sse_subscribers: Default::default(),
+        sse_per_address: Default::default(),
         probes: Default::default(),
+        connections,
+        peer_connections,
+        refusals: Default::default(),
     });
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
 
@@ -252,6 +260,7 @@ async fn start_control(
     })?;
     let peer_options = PeerServerOptions {
         leader: Some(dispatcher.clone()),
+        connections: shared.peer_connections.clone(),
         ..PeerServerOptions::from_config(config)
     };
     glommio::spawn_local(peer_server::serve(

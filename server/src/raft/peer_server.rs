@@ -3,15 +3,18 @@
 //! [`super::wire`] with hyper's HTTP/1.1 over the same glommio adapters as the
 //! client API.
 //!
-//! Every body is read whole under `raft.max_message_bytes` before it is decoded;
-//! a body that is too large, undecodable, or lacks the cluster's bearer token (when
-//! one is configured) is refused with an HTTP status and never reaches Raft. The
+//! Every body is read whole under `raft.max_message_bytes`, within
+//! `raft.snapshot_timeout`, before it is decoded; a body that is too large, too slow,
+//! undecodable, or lacks the cluster's bearer token (when one is configured) is
+//! refused with an HTTP status and never reaches Raft. Heads must arrive within
+//! `http.header_read_timeout`, and at most `raft.max_peer_connections` connections
+//! are open at once (past it, 503 and close). The
 //! serving executors never come here: a slow or dead peer costs this executor a
 //! task and a socket, not a client request.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +22,6 @@ use glommio::net::TcpListener;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use openraft::raft::AppendEntriesResponse;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,7 +29,8 @@ use serde::Serialize;
 use super::handle::RaftHandle;
 use super::wire;
 use crate::net;
-use crate::net::io::{GlommioTimer, HyperIo};
+use crate::net::capacity::Capacity;
+use crate::net::conn::{self, ConnectionTimeouts};
 use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES};
 
 /// What the peer listener enforces.
@@ -35,10 +38,14 @@ use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES
 pub struct PeerServerOptions {
     /// Largest request body accepted (snapshots included).
     pub max_message_bytes: usize,
+    /// Time allowed for a whole request body to arrive (a snapshot's must, too).
+    pub body_timeout: Duration,
     /// When set, every peer request must carry `Authorization: Bearer <token>`.
     pub auth_token: Option<String>,
-    /// How long an idle peer connection is kept open.
-    pub keepalive_timeout: Duration,
+    /// Idle keep-alive and request-head limits.
+    pub timeouts: ConnectionTimeouts,
+    /// Peer connections open at once.
+    pub connections: Arc<Capacity>,
     /// Runs the operations followers forward (set by the process wiring).
     pub leader: Option<Rc<dyn LeaderSide>>,
 }
@@ -47,8 +54,13 @@ impl PeerServerOptions {
     pub fn from_config(config: &crate::config::Config) -> PeerServerOptions {
         PeerServerOptions {
             max_message_bytes: config.raft.max_message_bytes,
+            body_timeout: config.raft.snapshot_timeout,
             auth_token: config.auth_token.clone(),
-            keepalive_timeout: config.http.keepalive_timeout,
+            timeouts: ConnectionTimeouts {
+                idle: config.http.keepalive_timeout,
+                head: config.http.header_read_timeout,
+            },
+            connections: Capacity::new(config.raft.max_peer_connections),
             leader: None,
         }
     }
@@ -63,36 +75,19 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serves peer connections until the executor stops.
 pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerServerOptions) {
     let options = Rc::new(options);
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "peer accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let node = node.clone();
-        let options = options.clone();
-        glommio::spawn_local(async move {
-            let service_options = options.clone();
-            let service = service_fn(move |req: Request<Incoming>| {
-                let node = node.clone();
-                let options = service_options.clone();
-                async move { Ok::<_, Infallible>(handle(req, &node, &options).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(GlommioTimer)
-                .header_read_timeout(options.keepalive_timeout)
-                .keep_alive(true)
-                .serve_connection(HyperIo(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "peer connection ended with an error");
-            }
+    let refusal = conn::refusal(
+        "text/plain; charset=utf-8",
+        b"too many peer connections are open (raft.max_peer_connections); retry",
+    );
+    conn::accept_loop(listener, options.connections.clone(), refusal, |stream| {
+        let (node, options) = (node.clone(), options.clone());
+        let timeouts = options.timeouts;
+        conn::serve_http1(stream, timeouts, None, move |req, _connection| {
+            let (node, options) = (node.clone(), options.clone());
+            async move { handle(req, &node, &options).await }
         })
-        .detach();
-    }
+    })
+    .await;
 }
 
 fn plain(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
@@ -134,13 +129,17 @@ fn decoded<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
     })
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusal> {
-    net::read_body(req.into_body(), limit)
+async fn read_body(req: Request<Incoming>, options: &PeerServerOptions) -> Result<Bytes, Refusal> {
+    net::read_body(req.into_body(), options.max_message_bytes, options.body_timeout)
         .await
         .map_err(|e| match e {
             net::BodyError::TooLarge { limit } => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("peer messages are limited to {limit} bytes (raft.max_message_bytes)"),
+            ),
+            net::BodyError::TimedOut { after } => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the peer message did not arrive within {after:?} (raft.snapshot_timeout)"),
             ),
             e @ net::BodyError::Unreadable(_) => (StatusCode::BAD_REQUEST, e.to_string()),
         })
@@ -171,7 +170,7 @@ async fn handle(
     if req.method() != Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, format!("{path} takes POST"));
     }
-    let answer = match read_body(req, options.max_message_bytes).await {
+    let answer = match read_body(req, options).await {
         Ok(body) => dispatch(&path, &body, node, options).await,
         Err(refusal) => Err(refusal),
     };
