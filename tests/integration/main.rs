@@ -11,6 +11,7 @@ mod failover;
 mod health;
 mod health_cluster;
 mod history;
+mod limits;
 mod partition;
 mod proxy;
 mod sse;
