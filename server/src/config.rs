@@ -512,7 +512,10 @@ impl Config {
             ));
         }
         positive("raft.max_peer_connections", r.max_peer_connections as u64)?;
-        positive("raft.max_pending_operations", r.max_pending_operations as u64)?;
+        positive(
+            "raft.max_pending_operations",
+            r.max_pending_operations as u64,
+        )?;
         let h = &self.topology.health_check;
         nonzero("topology.health_check.interval", h.interval)?;
         nonzero("topology.health_check.timeout", h.timeout)?;

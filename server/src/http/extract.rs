@@ -74,25 +74,25 @@ impl Checked<'_> {
             http.body_read_timeout,
         )
         .await
-            .map_err(|e| match e {
-                BodyError::TooLarge { limit } => response::error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("the request body exceeds the limit of {limit} bytes"),
-                    topo,
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => response::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the request body exceeds the limit of {limit} bytes"),
+                topo,
+            ),
+            BodyError::TimedOut { after } => response::error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {after:?} (http.body_read_timeout)"
                 ),
-                BodyError::TimedOut { after } => response::error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    &format!(
-                        "the request body did not arrive within {after:?} (http.body_read_timeout)"
-                    ),
-                    topo,
-                ),
-                BodyError::Unreadable(why) => response::error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("the request body could not be read: {why}"),
-                    topo,
-                ),
-            })
+                topo,
+            ),
+            BodyError::Unreadable(why) => response::error(
+                StatusCode::BAD_REQUEST,
+                &format!("the request body could not be read: {why}"),
+                topo,
+            ),
+        })
     }
 
     /// The body parsed as a required JSON object of type `T`.

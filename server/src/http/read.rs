@@ -215,11 +215,7 @@ fn bad_request(message: String) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, message)
 }
 
-fn events(
-    query: &Query,
-    published: &Arc<Published>,
-    answer: &ReadAnswer<'_>,
-) -> ReadResult {
+fn events(query: &Query, published: &Arc<Published>, answer: &ReadAnswer<'_>) -> ReadResult {
     let since = query.u64("sinceVersion").map_err(bad_request)?.unwrap_or(0);
     let limit = query
         .u64("limit")

@@ -42,7 +42,9 @@ pub enum HealthRoundError {
     Commit(ServiceError),
     #[error("the health monitor stopped (leadership changed); retry")]
     Stopped,
-    #[error("{MANUAL_ROUNDS_QUEUED} health rounds are already waiting on the leader; retry shortly")]
+    #[error(
+        "{MANUAL_ROUNDS_QUEUED} health rounds are already waiting on the leader; retry shortly"
+    )]
     Busy,
     #[error("the round was abandoned: its caller left before the probes finished")]
     Abandoned,

@@ -202,15 +202,14 @@ impl Monitor {
         }
         let probed = match caller {
             None => self.probe_all(targets).await,
-            Some(reply) => futures_lite::future::or(
-                async { Some(self.probe_all(targets).await) },
-                async {
+            Some(reply) => {
+                futures_lite::future::or(async { Some(self.probe_all(targets).await) }, async {
                     reply.closed().await;
                     None
-                },
-            )
-            .await
-            .ok_or(HealthRoundError::Abandoned)?,
+                })
+                .await
+                .ok_or(HealthRoundError::Abandoned)?
+            }
         };
         let failed = probed.iter().filter(|p| p.check.result.is_err()).count();
         self.shared

@@ -130,19 +130,23 @@ fn decoded<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
 }
 
 async fn read_body(req: Request<Incoming>, options: &PeerServerOptions) -> Result<Bytes, Refusal> {
-    net::read_body(req.into_body(), options.max_message_bytes, options.body_timeout)
-        .await
-        .map_err(|e| match e {
-            net::BodyError::TooLarge { limit } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("peer messages are limited to {limit} bytes (raft.max_message_bytes)"),
-            ),
-            net::BodyError::TimedOut { after } => (
-                StatusCode::REQUEST_TIMEOUT,
-                format!("the peer message did not arrive within {after:?} (raft.snapshot_timeout)"),
-            ),
-            e @ net::BodyError::Unreadable(_) => (StatusCode::BAD_REQUEST, e.to_string()),
-        })
+    net::read_body(
+        req.into_body(),
+        options.max_message_bytes,
+        options.body_timeout,
+    )
+    .await
+    .map_err(|e| match e {
+        net::BodyError::TooLarge { limit } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("peer messages are limited to {limit} bytes (raft.max_message_bytes)"),
+        ),
+        net::BodyError::TimedOut { after } => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the peer message did not arrive within {after:?} (raft.snapshot_timeout)"),
+        ),
+        e @ net::BodyError::Unreadable(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+    })
 }
 
 async fn handle(

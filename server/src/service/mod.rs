@@ -180,7 +180,9 @@ impl ServiceClient {
         if self.sender.send(call).await.is_err() {
             return Err(ServiceError::stopped());
         }
-        answer.await.unwrap_or_else(|_| Err(ServiceError::stopped()))
+        answer
+            .await
+            .unwrap_or_else(|_| Err(ServiceError::stopped()))
     }
 
     /// Operations refused since start because too many were pending.
