@@ -24,7 +24,7 @@ pub struct Server {
 /// The configuration of every scenario but `health`. Health probing is off: the
 /// scenarios' data nodes are made-up addresses, and probing them would add commits,
 /// events and CPU to what the scenario measures.
-const PERF_CONFIG: &str = "topology:\n  notifications:\n    max_subscribers: 50000\n    subscriber_queue: 100000\n  health_check:\n    enabled: false\n";
+const PERF_CONFIG: &str = "http:\n  max_connections: 60000\ntopology:\n  notifications:\n    max_subscribers: 50000\n    subscriber_queue: 100000\n  health_check:\n    enabled: false\n";
 
 impl Server {
     /// Starts a single-node server with `executors` executors and `extra` flags.

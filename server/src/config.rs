@@ -213,6 +213,15 @@ pub struct HttpConfig {
     /// How long a write may wait for Raft before the client gets 503.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// Client connections open at once on this server (all executors); past it a new
+    /// connection is answered 503 with `Retry-After` and closed.
+    pub max_connections: usize,
+    /// Time allowed for a request head, from its first byte to its last (on both ports).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time allowed to receive a whole request body once its handler reads it (408 past it).
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -223,6 +232,10 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(10),
             keepalive_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(5),
+            // 10,000 SSE subscribers plus routers and operators.
+            max_connections: 12_000,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -246,6 +259,12 @@ pub struct RaftConfig {
     pub snapshot_timeout: Duration,
     /// Largest peer-transport message (request or answer body) accepted, bytes.
     pub max_message_bytes: usize,
+    /// Connections open at once on the peer port; past it a new one gets 503 and is
+    /// closed. (A peer request body must arrive within `snapshot_timeout`.)
+    pub max_peer_connections: usize,
+    /// Operations (writes, read indexes, health rounds, membership changes) queued for
+    /// or running on the control executor; past it a request is answered 503 at once.
+    pub max_pending_operations: usize,
 }
 
 impl Default for RaftConfig {
@@ -262,6 +281,8 @@ impl Default for RaftConfig {
             keep_after_snapshot: 1000,
             snapshot_timeout: Duration::from_secs(10),
             max_message_bytes: 64 * 1024 * 1024,
+            max_peer_connections: 64,
+            max_pending_operations: 1024,
         }
     }
 }
@@ -329,6 +350,11 @@ pub struct NotificationConfig {
     #[serde(with = "humantime_serde")]
     pub heartbeat_interval: Duration,
     pub max_subscribers: usize,
+    /// Streams one client address may hold (IPv6: one /64); past it, 503.
+    pub max_subscribers_per_address: usize,
+    /// Loopback clients count only against `max_subscribers` (the load harness opens
+    /// 10,000 streams from 127.0.0.1).
+    pub exempt_loopback: bool,
     /// Frames a subscriber may have queued before it is disconnected.
     pub subscriber_queue: usize,
 }
@@ -341,6 +367,8 @@ impl Default for NotificationConfig {
             subscription_timeout: Duration::from_secs(300),
             heartbeat_interval: Duration::from_secs(15),
             max_subscribers: 20_000,
+            max_subscribers_per_address: 1_000,
+            exempt_loopback: true,
             subscriber_queue: 256,
         }
     }
@@ -355,6 +383,9 @@ pub struct CacheConfig {
     /// How many per-shard / per-node response bodies each published version keeps
     /// encoded; lookups past it are encoded per request.
     pub max_entries: usize,
+    /// Bytes of encoded bodies each executor keeps per published version (plain and
+    /// gzip counted); bodies past it are encoded per request.
+    pub max_bytes: usize,
     /// Whether gzip is offered to clients that send `Accept-Encoding: gzip`.
     pub compression: bool,
 }
@@ -364,6 +395,7 @@ impl Default for CacheConfig {
         CacheConfig {
             ttl: Duration::ZERO,
             max_entries: 100_000,
+            max_bytes: 8 * 1024 * 1024,
             compression: true,
         }
     }
@@ -498,6 +530,9 @@ impl Config {
         nonzero("http.request_timeout", self.http.request_timeout)?;
         nonzero("http.keepalive_timeout", self.http.keepalive_timeout)?;
         nonzero("http.write_timeout", self.http.write_timeout)?;
+        positive("http.max_connections", self.http.max_connections as u64)?;
+        nonzero("http.header_read_timeout", self.http.header_read_timeout)?;
+        nonzero("http.body_read_timeout", self.http.body_read_timeout)?;
         let r = &self.raft;
         nonzero("raft.heartbeat_interval", r.heartbeat_interval)?;
         if r.election_timeout_min <= r.heartbeat_interval {
@@ -520,6 +555,11 @@ impl Config {
                 "must be at least 65536 bytes",
             ));
         }
+        positive("raft.max_peer_connections", r.max_peer_connections as u64)?;
+        positive(
+            "raft.max_pending_operations",
+            r.max_pending_operations as u64,
+        )?;
         let h = &self.topology.health_check;
         nonzero("topology.health_check.interval", h.interval)?;
         nonzero("topology.health_check.timeout", h.timeout)?;
@@ -557,6 +597,10 @@ impl Config {
         positive(
             "topology.notifications.subscriber_queue",
             n.subscriber_queue as u64,
+        )?;
+        positive(
+            "topology.notifications.max_subscribers_per_address",
+            n.max_subscribers_per_address as u64,
         )?;
         if let Some(s) = &self.sample_topology {
             positive("sample_topology.nodes", s.nodes.into())?;

@@ -59,12 +59,29 @@ impl Dispatcher {
     }
 
     /// Answers the serving executors' calls, each in its own task (a slow commit never
-    /// stalls the channel), until every sender is gone.
+    /// stalls the channel), until every sender is gone. A call whose caller gave up is
+    /// dropped where it stands (a write may still commit; nothing waits for it).
     pub async fn serve(self: Rc<Self>, calls: async_channel::Receiver<Call>) {
         while let Ok(call) = calls.recv().await {
             let dispatcher = self.clone();
             glommio::spawn_local(async move {
-                let _ = call.reply.send(dispatcher.run(call.operation).await).await;
+                let Call {
+                    operation,
+                    mut reply,
+                    place,
+                } = call;
+                let answered = futures_lite::future::or(
+                    async { Some(dispatcher.run(operation).await) },
+                    async {
+                        reply.closed().await;
+                        None
+                    },
+                )
+                .await;
+                if let Some(answer) = answered {
+                    let _ = reply.send(answer);
+                }
+                drop(place);
             })
             .detach();
         }

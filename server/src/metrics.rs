@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 mod exposition;
+mod refusals;
 
 pub use exposition::{render, render_probes};
+pub use refusals::{render_refusals, Refusals, RefusedTotals};
 
 /// Route classes counted separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,6 +17,7 @@ use crate::config::{Config, PeerSecret, SampleTopology};
 use crate::dispatch::Dispatcher;
 use crate::executor::{ExecutorContext, Shared};
 use crate::metrics::ExecutorMetrics;
+use crate::net::capacity::Capacity;
 use crate::node_health::HealthHandle;
 use crate::notify::{leader_loss, subscribers};
 use crate::publish::{follow_hub, LocalPublished, PublicationHub, Published, RaftView};
@@ -95,26 +96,45 @@ const PORT_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Raises the soft open-files limit to the hard one: every SSE subscriber and every
 /// keep-alive client holds a descriptor, and 10,000 of them exceed the usual 1,024.
-fn raise_open_files_limit() {
+/// Warns when even that is below what the connection caps allow (the port would stop
+/// accepting before its cap could answer 503).
+fn raise_open_files_limit(config: &Config) {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: plain syscalls on a stack value we own.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                ..limit
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            } else {
                 tracing::warn!("could not raise the open-files limit");
             }
         }
+    }
+    // Files, the Raft log, outgoing peer and probe connections: a few hundred at most.
+    let needed = config.http.max_connections + config.raft.max_peer_connections + 512;
+    if (limit.rlim_cur as u128) < needed as u128 {
+        tracing::warn!(
+            open_files = limit.rlim_cur,
+            needed,
+            "the open-files limit is below http.max_connections + raft.max_peer_connections: \
+             raise it (LimitNOFILE=, ulimit -n) or lower those caps"
+        );
     }
 }
 
 /// Runs the server until the process is killed.
 pub fn run(mut config: Config) -> Result<(), StartError> {
-    raise_open_files_limit();
+    raise_open_files_limit(&config);
     let _lock = lock_data_dir(&config)?;
     if config.peer_secret.is_none() {
         if config.is_single_server() {
@@ -137,16 +157,23 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     ));
     let (hub, ticks) = PublicationHub::new(empty, executors);
     let (control_tx, control_rx) = async_channel::unbounded();
+    let service = ServiceClient::new(control_tx, config.raft.max_pending_operations);
+    let connections = Capacity::new(config.http.max_connections);
+    let peer_connections = Capacity::new(config.raft.max_peer_connections);
     let shared = Arc::new(Shared {
         cache_control: Shared::cache_control_for(&config),
         config,
-        service: ServiceClient::new(control_tx),
+        service,
         hub: Arc::new(hub),
         raft: RaftView::default(),
         metrics,
         ready: Default::default(),
         sse_subscribers: Default::default(),
+        sse_per_address: Default::default(),
         probes: Default::default(),
+        connections,
+        peer_connections,
+        refusals: Default::default(),
     });
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
 
@@ -264,6 +291,7 @@ async fn start_control(
     })?;
     let peer_options = PeerServerOptions {
         leader: Some(dispatcher.clone()),
+        connections: shared.peer_connections.clone(),
         ..PeerServerOptions::from_config(config)
     };
     glommio::spawn_local(peer_server::serve(

@@ -12,6 +12,7 @@ mod failover;
 mod health;
 mod health_cluster;
 mod history;
+mod limits;
 mod linearizable;
 mod partition;
 mod peer_security;

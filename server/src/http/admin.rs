@@ -6,7 +6,7 @@ use http::{Response, StatusCode};
 
 use super::response::{self, Body};
 use crate::executor::ExecutorContext;
-use crate::metrics::{self, Gauges};
+use crate::metrics::{self, Gauges, RefusedTotals};
 use crate::service::Operation;
 
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +72,13 @@ pub async fn handle(route: AdminRoute, ctx: &ExecutorContext) -> Response<Body> 
             };
             let mut text = metrics::render(&ctx.shared.metrics, &gauges);
             metrics::render_probes(&mut text, &ctx.shared.probes);
+            let shared = &ctx.shared;
+            let counted_elsewhere = RefusedTotals {
+                client_connections: shared.connections.refused(),
+                peer_connections: shared.peer_connections.refused(),
+                operations: shared.service.refused(),
+            };
+            metrics::render_refusals(&mut text, counted_elsewhere, &shared.refusals);
             response::text(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
     }

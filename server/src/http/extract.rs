@@ -87,24 +87,35 @@ impl Checked<'_> {
         response::error(status, message, self.topo)
     }
 
-    /// The whole body, bounded by `http.max_body_bytes`.
+    /// The whole body, bounded by `http.max_body_bytes` and `http.body_read_timeout`.
     pub async fn body(self) -> Result<Bytes, Response<Body>> {
-        let limit = self.ctx.shared.config.http.max_body_bytes;
+        let http = &self.ctx.shared.config.http;
         let topo = self.topo;
-        net::read_body(self.request.into_body(), limit)
-            .await
-            .map_err(|e| match e {
-                BodyError::TooLarge { limit } => response::error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("the request body exceeds the limit of {limit} bytes"),
-                    topo,
+        net::read_body(
+            self.request.into_body(),
+            http.max_body_bytes,
+            http.body_read_timeout,
+        )
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => response::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("the request body exceeds the limit of {limit} bytes"),
+                topo,
+            ),
+            BodyError::TimedOut { after } => response::error(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "the request body did not arrive within {after:?} (http.body_read_timeout)"
                 ),
-                BodyError::Unreadable(why) => response::error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("the request body could not be read: {why}"),
-                    topo,
-                ),
-            })
+                topo,
+            ),
+            BodyError::Unreadable(why) => response::error(
+                StatusCode::BAD_REQUEST,
+                &format!("the request body could not be read: {why}"),
+                topo,
+            ),
+        })
     }
 
     /// The body parsed as a required JSON object of type `T`.

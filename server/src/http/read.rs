@@ -1,8 +1,9 @@
 //! Read routes: answered by any server from its executor's published state.
 //!
 //! Parameterless bodies come pre-encoded with the publication; parameterised ones
-//! (one shard, one node, an event range) are encoded once per version per executor
-//! through the body cache. `?consistency=linearizable` first waits for a Raft read
+//! (one shard, one node, the delta since a version) are encoded once per version per
+//! executor through the body cache, within its byte budget; a page of `/events` is
+//! encoded per request. `?consistency=linearizable` first waits for a Raft read
 //! index to be applied here.
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use hyper::body::Incoming;
 
 use super::query::Query;
 use super::response::{self, Body, ReadAnswer};
-use crate::executor::ExecutorContext;
+use crate::executor::{CacheBudget, ExecutorContext};
 use crate::publish::{encode_ok, Encoded, Published};
 use crate::service::Operation;
 
@@ -81,7 +82,7 @@ pub async fn handle(
         ReadRoute::Shards => one_or_all(&query, "shardId", &published, ctx, &answer),
         ReadRoute::Nodes => one_or_all(&query, "nodeId", &published, ctx, &answer),
         ReadRoute::Version => Ok(response::read_ok(&answer, &published.version_body)),
-        ReadRoute::Events => events(&query, &published, ctx, &answer),
+        ReadRoute::Events => events(&query, &published, &answer),
         ReadRoute::Stats => Ok(stats(&published, ctx, &answer)),
     };
     result.unwrap_or_else(|(status, message)| fail(ctx, status, &message))
@@ -117,10 +118,14 @@ fn cached(
     key: String,
     encode: impl FnOnce() -> Vec<u8>,
 ) -> std::rc::Rc<Encoded> {
-    let max = ctx.shared.config.topology.cache.max_entries;
+    let cache = &ctx.shared.config.topology.cache;
+    let budget = CacheBudget {
+        entries: cache.max_entries,
+        bytes: cache.max_bytes,
+    };
     ctx.cache
         .borrow_mut()
-        .get_or_encode(published.version, key, max, encode)
+        .get_or_encode(published.version, key, budget, encode)
 }
 
 fn snapshot(
@@ -210,12 +215,7 @@ fn bad_request(message: String) -> (StatusCode, String) {
     (StatusCode::BAD_REQUEST, message)
 }
 
-fn events(
-    query: &Query,
-    published: &Arc<Published>,
-    ctx: &ExecutorContext,
-    answer: &ReadAnswer<'_>,
-) -> ReadResult {
+fn events(query: &Query, published: &Arc<Published>, answer: &ReadAnswer<'_>) -> ReadResult {
     let since = query.u64("sinceVersion").map_err(bad_request)?.unwrap_or(0);
     let limit = query
         .u64("limit")
@@ -249,17 +249,16 @@ fn events(
     let has_more = shown.last().map_or(since < history.latest_version(), |e| {
         e.version < history.latest_version()
     });
-    let shown = &shown[..];
-    let body = cached(ctx, published, format!("events/{since}/{limit}"), || {
-        encode_ok(
-            published.version,
-            EventsPage {
-                since_version: since,
-                events: shown,
-                has_more,
-            },
-        )
-    });
+    // Not cached: a page of the history is one client's walk through it, and every
+    // (since, limit) pair would be an entry of its own.
+    let body = Encoded::new(encode_ok(
+        published.version,
+        EventsPage {
+            since_version: since,
+            events: &shown,
+            has_more,
+        },
+    ));
     Ok(response::read_ok(answer, &body))
 }
 

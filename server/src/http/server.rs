@@ -1,68 +1,48 @@
 //! The per-executor HTTP/1.1 listener: accept loop, connection limits, timeouts.
 //!
-//! Every executor binds the client port with SO_REUSEPORT (`net::listen`) and serves the connections the kernel hands it, each as a local task running
-//! hyper's HTTP/1.1 state machine (keep-alive, pipelining) over [`crate::net::io::HyperIo`].
+//! Every executor binds the client port with SO_REUSEPORT (`net::listen`) and serves
+//! the connections the kernel hands it, each as a local task running hyper's HTTP/1.1
+//! state machine (keep-alive, pipelining) over [`crate::net::io::HyperIo`]. All
+//! executors share one cap, `http.max_connections` (`Shared::connections`).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use hyper::body::Incoming;
-use hyper::service::service_fn;
+use concord_api::Envelope;
 
-use super::response::Body;
 use super::router;
 use crate::executor::ExecutorContext;
-use crate::net::io::{GlommioTimer, HyperIo};
-use crate::net::{listen, ConnectionGuard, Sharing};
+use crate::net::conn::{self, ConnectionTimeouts};
+use crate::net::{listen, Sharing};
 
 /// Accepts connections on `addr` until the executor stops; never returns on success.
 pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Result<()> {
     let listener = listen(addr, Sharing::PerExecutor)?;
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(e) => {
-                // EMFILE and friends: keep serving the connections we have.
-                tracing::warn!(error = %e, "accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    let http = &ctx.shared.config.http;
+    let full = format!(
+        "this server already has {} connections open (http.max_connections); retry or try another server",
+        http.max_connections
+    );
+    let body = serde_json::to_vec(&Envelope::error(&full, 0)).expect("error bodies serialize");
+    let refusal = conn::refusal("application/json", &body);
+    let timeouts = ConnectionTimeouts {
+        idle: http.keepalive_timeout,
+        head: http.header_read_timeout,
+    };
+    let max_buf_size = Some(http.max_header_bytes.max(8192));
+    let limit = ctx.shared.connections.clone();
+    conn::accept_loop(listener, limit, refusal, |stream| {
         let ctx = ctx.clone();
-        glommio::spawn_local(async move {
+        async move {
             ctx.metrics.connection_opened();
-            let http = &ctx.shared.config.http;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(GlommioTimer)
-                // hyper runs this timer whenever it waits for a request head, so it is both
-                // the idle keep-alive limit and the bound on a slowly sent head.
-                .header_read_timeout(http.keepalive_timeout)
-                .max_buf_size(http.max_header_bytes.max(8192))
-                .keep_alive(true);
-            let service_ctx = ctx.clone();
-            let guard = Rc::new(ConnectionGuard::default());
-            let service_guard = guard.clone();
-            let service = service_fn(move |req: hyper::Request<Incoming>| {
-                let ctx = service_ctx.clone();
-                let guard = service_guard.clone();
-                async move {
-                    Ok::<hyper::Response<Body>, Infallible>(router::handle(req, ctx, guard).await)
-                }
-            });
-            let conn = builder.serve_connection(HyperIo(stream), service);
-            // Dropping the connection future closes the socket.
-            let closed = async {
-                guard.wait_closed().await;
-                Ok(())
-            };
-            if let Err(e) = futures_lite::future::or(conn, closed).await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
+            let handler_ctx = ctx.clone();
+            conn::serve_http1(stream, timeouts, max_buf_size, move |req, guard| {
+                router::handle(req, handler_ctx.clone(), guard)
+            })
+            .await;
             ctx.metrics.connection_closed();
-        })
-        .detach();
-    }
+        }
+    })
+    .await;
+    Ok(())
 }

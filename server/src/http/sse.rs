@@ -15,7 +15,7 @@ use super::query::Query;
 use super::response::{self, Body};
 use crate::executor::ExecutorContext;
 use crate::net::ConnectionGuard;
-use crate::notify::subscribers::{self, Slot, StreamStart};
+use crate::notify::subscribers::{self, Full, Slot, StreamStart};
 use crate::publish::frames::EventFilter;
 
 fn resume_point(req: &Request<Incoming>, query: &Query) -> Result<Option<u64>, String> {
@@ -81,16 +81,22 @@ pub async fn handle(
             since
         }
     };
-    let slot = match Slot::take(&ctx.shared) {
+    let slot = match Slot::take(&ctx.shared, connection.peer_addr()) {
         Ok(slot) => slot,
-        Err(max) => {
-            return response::retry_later(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &format!(
+        Err(full) => {
+            let message = match full {
+                Full::Server(max) => format!(
                     "this server already serves {max} subscribers (topology.notifications.max_subscribers); try another server"
                 ),
+                Full::Address(max) => format!(
+                    "your address already holds {max} streams (topology.notifications.max_subscribers_per_address); close one or retry later"
+                ),
+            };
+            return response::retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &message,
                 ctx.current_headers(),
-            )
+            );
         }
     };
     let stream = subscribers::open(

@@ -33,7 +33,7 @@ pub fn render(all: &[Arc<ExecutorMetrics>], gauges: &Gauges) -> String {
 ///
 /// That format, unlike OpenMetrics, names a counter family with its `_total` suffix
 /// and has no `# EOF` line, so the answer can be built from several collectors.
-fn encode_into(out: &mut String, collector: impl Collector) {
+pub(super) fn encode_into(out: &mut String, collector: impl Collector) {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(collector));
     prometheus_text::encode(out, &registry)
@@ -83,7 +83,7 @@ fn encode_counter_grid(
 }
 
 /// One unlabelled series.
-struct Scalar {
+pub(super) struct Scalar {
     /// As exposed: a counter's ends in `_total`.
     name: &'static str,
     help: &'static str,
@@ -92,7 +92,7 @@ struct Scalar {
 }
 
 impl Scalar {
-    fn counter(name: &'static str, help: &'static str, value: u64) -> Self {
+    pub(super) fn counter(name: &'static str, help: &'static str, value: u64) -> Self {
         Self {
             name,
             help,
@@ -111,7 +111,7 @@ impl Scalar {
     }
 }
 
-fn encode_scalars(encoder: &mut DescriptorEncoder, scalars: &[Scalar]) -> fmt::Result {
+pub(super) fn encode_scalars(encoder: &mut DescriptorEncoder, scalars: &[Scalar]) -> fmt::Result {
     for s in scalars {
         let mut metric = describe(encoder, s.name, s.help, s.kind)?;
         match s.kind {

@@ -1,18 +1,20 @@
 //! The ground floor every I/O adapter stands on: hyper over glommio ([`io`]),
-//! listening sockets, the bounded body read, bearer-token checks, the wall clock,
-//! the connection guard and gzip. Nothing here knows a route, a Raft term or a
+//! listening sockets, connection admission and time limits ([`conn`]), the bounded
+//! body read, bearer-token checks, the wall clock, the connection guard and gzip. Nothing here knows a route, a Raft term or a
 //! topology; the client front (`http`), the peer transport (`raft::peer_*`) and the
 //! data-node probes (`node_health`) all build on it.
 
 pub mod allow;
 pub mod bearer;
+pub mod capacity;
+pub mod conn;
 pub mod io;
 
 pub use bearer::authorized;
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use glommio::net::TcpListener;
@@ -56,19 +58,31 @@ pub enum BodyError {
     TooLarge { limit: usize },
     #[error("the body could not be read: {0}")]
     Unreadable(String),
+    #[error("the body did not arrive within {after:?}")]
+    TimedOut { after: Duration },
 }
 
-/// Reads a whole body, refusing it once it exceeds `limit` bytes.
-pub async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, BodyError>
+/// Reads a whole body, refusing it once it exceeds `limit` bytes or takes longer
+/// than `timeout` to arrive (a body trickled byte by byte must not hold its buffer).
+pub async fn read_body<B>(body: B, limit: usize, timeout: Duration) -> Result<Bytes, BodyError>
 where
     B: http_body::Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge { limit }),
-        Err(e) => Err(BodyError::Unreadable(e.to_string())),
-    }
+    let read = async {
+        match Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                Err(BodyError::TooLarge { limit })
+            }
+            Err(e) => Err(BodyError::Unreadable(e.to_string())),
+        }
+    };
+    let deadline = async {
+        glommio::timer::sleep(timeout).await;
+        Err(BodyError::TimedOut { after: timeout })
+    };
+    futures_lite::future::or(read, deadline).await
 }
 
 /// Wall-clock milliseconds since the Unix epoch (change-set timestamps, probe times).
@@ -91,14 +105,28 @@ pub fn gzip(data: &[u8]) -> Bytes {
 }
 
 /// Lets a handler close its own connection from outside the connection's future
-/// (the SSE watchdog uses it to drop a subscriber whose socket does not drain).
+/// (the SSE watchdog uses it to drop a subscriber whose socket does not drain), and
+/// tells it who is on the other end.
 #[derive(Default)]
 pub struct ConnectionGuard {
     closed: std::cell::Cell<bool>,
     close: event_listener::Event,
+    peer: Option<SocketAddr>,
 }
 
 impl ConnectionGuard {
+    pub fn for_peer(peer: Option<SocketAddr>) -> ConnectionGuard {
+        ConnectionGuard {
+            peer,
+            ..ConnectionGuard::default()
+        }
+    }
+
+    /// The client's address (`None` when the socket could not tell).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
     pub fn close(&self) {
         self.closed.set(true);
         self.close.notify(usize::MAX);

@@ -42,6 +42,12 @@ pub enum HealthRoundError {
     Commit(ServiceError),
     #[error("the health monitor stopped (leadership changed); retry")]
     Stopped,
+    #[error(
+        "{MANUAL_ROUNDS_QUEUED} health rounds are already waiting on the leader; retry shortly"
+    )]
+    Busy,
+    #[error("the round was abandoned: its caller left before the probes finished")]
+    Abandoned,
 }
 
 impl From<HealthRoundError> for ServiceError {
@@ -51,9 +57,10 @@ impl From<HealthRoundError> for ServiceError {
             HealthRoundError::NotLeader { .. } => ServiceError::not_leader_here(message),
             HealthRoundError::UnknownNode(_) => ServiceError::new(ErrorKind::NotFound, message),
             HealthRoundError::Disabled => ServiceError::new(ErrorKind::Conflict, message),
-            HealthRoundError::Commit(_) | HealthRoundError::Stopped => {
-                ServiceError::unavailable(message).retry(true)
-            }
+            HealthRoundError::Commit(_)
+            | HealthRoundError::Stopped
+            | HealthRoundError::Busy
+            | HealthRoundError::Abandoned => ServiceError::busy(message),
         }
     }
 }
@@ -73,10 +80,15 @@ fn leader_hint(leader: Option<u64>) -> String {
     }
 }
 
-/// A request for a round now, from the HTTP route.
+/// Rounds asked for and not yet started, at most (each one is a whole round of probes:
+/// queueing more only makes callers wait past their timeouts).
+pub const MANUAL_ROUNDS_QUEUED: usize = 8;
+
+/// A request for a round now, from the HTTP route. The caller drops the receiving end
+/// of `reply` when it gives up; the monitor then skips or abandons the round.
 pub struct ManualRequest {
     pub only: Option<String>,
-    pub reply: async_channel::Sender<Result<RoundReport, HealthRoundError>>,
+    pub reply: tokio::sync::oneshot::Sender<Result<RoundReport, HealthRoundError>>,
 }
 
 /// The control executor's handle on the monitor of the current leadership term.
@@ -108,7 +120,8 @@ impl HealthHandle {
     }
 
     /// Runs a round now (after the one in progress, if any) over every node or `only`,
-    /// when this server leads; `NotLeaderHere` otherwise (the service forwards it).
+    /// when this server leads; `NotLeaderHere` otherwise (the service forwards it);
+    /// a retryable 503 at once when [`MANUAL_ROUNDS_QUEUED`] rounds are waiting.
     pub async fn run_here(&self, only: Option<String>) -> Result<RoundReport, ServiceError> {
         if !self.shared.config.topology.health_check.enabled {
             return Err(HealthRoundError::Disabled.into());
@@ -117,12 +130,18 @@ impl HealthHandle {
         let Some(sender) = sender else {
             return Err(self.not_leader().into());
         };
-        let (reply, answer) = async_channel::bounded(1);
-        if sender.send(ManualRequest { only, reply }).await.is_err() {
-            return Err(HealthRoundError::Stopped.into());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match sender.try_send(ManualRequest { only, reply }) {
+            Ok(()) => {}
+            Err(async_channel::TrySendError::Full(_)) => {
+                self.shared.refusals.operation_refused();
+                return Err(HealthRoundError::Busy.into());
+            }
+            Err(async_channel::TrySendError::Closed(_)) => {
+                return Err(HealthRoundError::Stopped.into())
+            }
         }
         answer
-            .recv()
             .await
             .unwrap_or(Err(HealthRoundError::Stopped))
             .map_err(ServiceError::from)

@@ -17,7 +17,7 @@ use glommio::sync::Semaphore;
 use super::probe::{self, CheckResult, ProbeError, ProbeSettings};
 use super::schedule::{self, Target};
 use super::tracker::{truncate_error, Check, Outcome, Thresholds, Tracker};
-use super::{probe_name, HealthHandle, HealthRoundError, ManualRequest};
+use super::{probe_name, HealthHandle, HealthRoundError, ManualRequest, MANUAL_ROUNDS_QUEUED};
 use crate::config::{HealthCheckConfig, ProbeKind};
 use crate::executor::Shared;
 use crate::net::allow::AllowList;
@@ -52,7 +52,7 @@ pub async fn supervise(raft: Rc<RaftHandle>, shared: Arc<Shared>, handle: Health
             );
         }
         if view.is_leader && running.is_none() {
-            let (sender, requests) = async_channel::unbounded();
+            let (sender, requests) = async_channel::bounded(MANUAL_ROUNDS_QUEUED);
             handle.set(Some(sender));
             shared.probes.set_monitoring(true);
             tracing::info!(
@@ -86,6 +86,9 @@ struct Monitor {
     /// Nodes whose bad `probe` label was logged this term (once each, not every round).
     warned: HashSet<String>,
 }
+
+/// Where a manual round's report goes.
+type ManualReply = tokio::sync::oneshot::Sender<Result<RoundReport, HealthRoundError>>;
 
 /// What wakes the monitor up.
 enum Wake {
@@ -147,14 +150,19 @@ impl Monitor {
             )
             .await;
             match wake {
-                Wake::Manual(request) => {
-                    let answer = self.round(request.only.as_deref(), None).await;
-                    let _ = request.reply.send(answer).await;
+                // Its caller left while it was queued: nobody waits for this round.
+                Wake::Manual(request) if request.reply.is_closed() => {}
+                Wake::Manual(mut request) => {
+                    let only = request.only.take();
+                    let answer = self
+                        .round(only.as_deref(), None, Some(&mut request.reply))
+                        .await;
+                    let _ = request.reply.send(answer);
                 }
                 Wake::Tick => {
                     let started = Instant::now();
                     let spread = schedule::spread(self.interval);
-                    if let Err(e) = self.round(None, Some(spread)).await {
+                    if let Err(e) = self.round(None, Some(spread), None).await {
                         tracing::warn!(error = %e, "health round not committed");
                     }
                     next = schedule::next_start(started, self.interval, Instant::now());
@@ -177,10 +185,13 @@ impl Monitor {
     }
 
     /// One round over every node (or `only`), spread over `spread` or all at once.
+    /// A round asked for by `caller` is abandoned while it probes if the caller
+    /// leaves (nothing is decided or committed before the probes finish).
     async fn round(
         &mut self,
         only: Option<&str>,
         spread: Option<Duration>,
+        caller: Option<&mut ManualReply>,
     ) -> Result<RoundReport, HealthRoundError> {
         let started = Instant::now();
         let targets = {
@@ -197,7 +208,17 @@ impl Monitor {
                 }
             }
         }
-        let probed = self.probe_all(targets).await;
+        let probed = match caller {
+            None => self.probe_all(targets).await,
+            Some(reply) => {
+                futures_lite::future::or(async { Some(self.probe_all(targets).await) }, async {
+                    reply.closed().await;
+                    None
+                })
+                .await
+                .ok_or(HealthRoundError::Abandoned)?
+            }
+        };
         let failed = probed.iter().filter(|p| p.check.result.is_err()).count();
         self.shared
             .probes

@@ -10,10 +10,11 @@
 //! anyone back. The process-wide count of streams is owned by [`Slot`].
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,6 +22,7 @@ use futures_lite::Stream;
 
 use super::leader_loss;
 use crate::executor::{ExecutorContext, Shared};
+use crate::net::conn::address_key;
 use crate::net::ConnectionGuard;
 use crate::publish::frames::{progress_frame, retry_line, EventFilter, KEEP_ALIVE};
 
@@ -81,32 +83,73 @@ impl Registry {
     }
 }
 
-/// One place in the process-wide count of SSE streams (`Shared::sse_subscribers`):
-/// taken when a stream is accepted, given back when it is dropped. Nothing else
-/// changes the count.
+/// One place in the process-wide count of SSE streams (`Shared::sse_subscribers`)
+/// and in its client address's (`Shared::sse_per_address`): taken when a stream is
+/// accepted, given back when it is dropped. Nothing else changes the counts.
 pub struct Slot {
     shared: Arc<Shared>,
+    /// The address counted, unless exempt (loopback) or unknown.
+    address: Option<IpAddr>,
+}
+
+/// Which limit refused a stream, and its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// `topology.notifications.max_subscribers`.
+    Server(usize),
+    /// `topology.notifications.max_subscribers_per_address`.
+    Address(usize),
 }
 
 impl Slot {
-    /// A place for one more stream, or `Err(max_subscribers)` when all are taken.
-    pub fn take(shared: &Arc<Shared>) -> Result<Slot, usize> {
-        let max = shared.config.topology.notifications.max_subscribers;
+    /// A place for one more stream from `peer`, or which limit is reached.
+    pub fn take(shared: &Arc<Shared>, peer: Option<SocketAddr>) -> Result<Slot, Full> {
+        let limits = &shared.config.topology.notifications;
         let count = shared.sse_subscribers.fetch_add(1, Ordering::Relaxed);
-        // Constructed before the check, so a refused place is given back by `drop`.
-        let slot = Slot {
+        // Constructed before the checks, so a refused place is given back by `drop`.
+        let mut slot = Slot {
             shared: shared.clone(),
+            address: None,
         };
-        if count >= max {
-            return Err(max);
+        if count >= limits.max_subscribers {
+            shared.refusals.sse_server_full();
+            return Err(Full::Server(limits.max_subscribers));
         }
+        let counted = peer
+            .map(address_key)
+            .filter(|ip| !(limits.exempt_loopback && ip.is_loopback()));
+        let Some(address) = counted else {
+            return Ok(slot);
+        };
+        let mut per_address = lock(&shared.sse_per_address);
+        let held = per_address.entry(address).or_insert(0);
+        if *held >= limits.max_subscribers_per_address {
+            shared.refusals.sse_address_full();
+            return Err(Full::Address(limits.max_subscribers_per_address));
+        }
+        *held += 1;
+        slot.address = Some(address);
         Ok(slot)
     }
+}
+
+fn lock(map: &Mutex<HashMap<IpAddr, usize>>) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+    // A count is never left half-changed, so a poisoned lock's map is still right.
+    map.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.shared.sse_subscribers.fetch_sub(1, Ordering::Relaxed);
+        if let Some(address) = self.address {
+            let mut per_address = lock(&self.shared.sse_per_address);
+            if let Some(held) = per_address.get_mut(&address) {
+                *held -= 1;
+                if *held == 0 {
+                    per_address.remove(&address);
+                }
+            }
+        }
     }
 }
 

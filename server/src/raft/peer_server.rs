@@ -4,15 +4,18 @@
 //! client API.
 //!
 //! A request without the peer secret is refused first; every body is read whole under
-//! `raft.max_message_bytes` before it is decoded; a body that is too large or
-//! undecodable, or that [`super::peer_guard`] refuses (a caller that is not a member,
-//! a term out of range), is answered with an HTTP status and never reaches Raft. The
+//! `raft.max_message_bytes`, within `raft.snapshot_timeout`, before it is decoded; a
+//! body that is too large, too slow or undecodable, or that [`super::peer_guard`]
+//! refuses (a caller that is not a member, a term out of range), is answered with an
+//! HTTP status and never reaches Raft. Heads must arrive within
+//! `http.header_read_timeout`, and at most `raft.max_peer_connections` connections
+//! are open at once (past it, 503 and close). The
 //! serving executors never come here: a slow or dead peer costs this executor a
 //! task and a socket, not a client request.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +23,6 @@ use glommio::net::TcpListener;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, TransferLeaderRequest, VoteRequest,
 };
@@ -33,7 +35,8 @@ use super::types::TopoConfig;
 use super::wire;
 use crate::config::PeerSecret;
 use crate::net;
-use crate::net::io::{GlommioTimer, HyperIo};
+use crate::net::capacity::Capacity;
+use crate::net::conn::{self, ConnectionTimeouts};
 use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES};
 
 /// What the peer listener enforces.
@@ -44,8 +47,12 @@ pub struct PeerServerOptions {
     /// Every peer request must carry `Authorization: Bearer <secret>`; `None` only in
     /// an `insecure` cluster.
     pub secret: Option<PeerSecret>,
-    /// How long an idle peer connection is kept open.
-    pub keepalive_timeout: Duration,
+    /// Time allowed for a whole request body to arrive (a snapshot's must, too).
+    pub body_timeout: Duration,
+    /// Idle keep-alive and request-head limits.
+    pub timeouts: ConnectionTimeouts,
+    /// Peer connections open at once.
+    pub connections: Arc<Capacity>,
     /// Runs the operations followers forward (set by the process wiring).
     pub leader: Option<Rc<dyn LeaderSide>>,
 }
@@ -55,7 +62,12 @@ impl PeerServerOptions {
         PeerServerOptions {
             max_message_bytes: config.raft.max_message_bytes,
             secret: config.peer_secret.clone(),
-            keepalive_timeout: config.http.keepalive_timeout,
+            body_timeout: config.raft.snapshot_timeout,
+            timeouts: ConnectionTimeouts {
+                idle: config.http.keepalive_timeout,
+                head: config.http.header_read_timeout,
+            },
+            connections: Capacity::new(config.raft.max_peer_connections),
             leader: None,
         }
     }
@@ -70,36 +82,19 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// Serves peer connections until the executor stops.
 pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerServerOptions) {
     let options = Rc::new(options);
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "peer accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let node = node.clone();
-        let options = options.clone();
-        glommio::spawn_local(async move {
-            let service_options = options.clone();
-            let service = service_fn(move |req: Request<Incoming>| {
-                let node = node.clone();
-                let options = service_options.clone();
-                async move { Ok::<_, Infallible>(handle(req, &node, &options).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(GlommioTimer)
-                .header_read_timeout(options.keepalive_timeout)
-                .keep_alive(true)
-                .serve_connection(HyperIo(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "peer connection ended with an error");
-            }
+    let refusal = conn::refusal(
+        "text/plain; charset=utf-8",
+        b"too many peer connections are open (raft.max_peer_connections); retry",
+    );
+    conn::accept_loop(listener, options.connections.clone(), refusal, |stream| {
+        let (node, options) = (node.clone(), options.clone());
+        let timeouts = options.timeouts;
+        conn::serve_http1(stream, timeouts, None, move |req, _connection| {
+            let (node, options) = (node.clone(), options.clone());
+            async move { handle(req, &node, &options).await }
         })
-        .detach();
-    }
+    })
+    .await;
 }
 
 fn plain(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>> {
@@ -138,16 +133,24 @@ fn decoded<T: DeserializeOwned>(body: &[u8], path: &str) -> Result<T, Refusal> {
     })
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Refusal> {
-    net::read_body(req.into_body(), limit)
-        .await
-        .map_err(|e| match e {
-            net::BodyError::TooLarge { limit } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("peer messages are limited to {limit} bytes (raft.max_message_bytes)"),
-            ),
-            e @ net::BodyError::Unreadable(_) => (StatusCode::BAD_REQUEST, e.to_string()),
-        })
+async fn read_body(req: Request<Incoming>, options: &PeerServerOptions) -> Result<Bytes, Refusal> {
+    net::read_body(
+        req.into_body(),
+        options.max_message_bytes,
+        options.body_timeout,
+    )
+    .await
+    .map_err(|e| match e {
+        net::BodyError::TooLarge { limit } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("peer messages are limited to {limit} bytes (raft.max_message_bytes)"),
+        ),
+        net::BodyError::TimedOut { after } => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the peer message did not arrive within {after:?} (raft.snapshot_timeout)"),
+        ),
+        e @ net::BodyError::Unreadable(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+    })
 }
 
 async fn handle(
@@ -174,7 +177,7 @@ async fn handle(
         return plain(StatusCode::METHOD_NOT_ALLOWED, format!("{path} takes POST"));
     }
     let caller = peer_guard::caller(req.headers());
-    let answer = match read_body(req, options.max_message_bytes).await {
+    let answer = match read_body(req, options).await {
         Ok(body) => dispatch(&path, &body, caller, node, options).await,
         Err(refusal) => Err(refusal),
     };

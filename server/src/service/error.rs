@@ -78,6 +78,11 @@ impl ServiceError {
         ServiceError::new(ErrorKind::Unavailable, message)
     }
 
+    /// A queue is full: nothing was done, retrying shortly is advised.
+    pub fn busy(message: impl Into<String>) -> ServiceError {
+        ServiceError::unavailable(message).retry(true)
+    }
+
     /// A write not committed within `timeout`: it may still commit, so no retry advice.
     pub fn write_timeout(timeout: Duration) -> ServiceError {
         ServiceError::new(

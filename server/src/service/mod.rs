@@ -15,12 +15,15 @@ pub mod error;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use concord_api::{ClusterStatus, RoundReport};
 use concord_model::Command;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ErrorKind, ServiceError};
+
+use crate::net::capacity::{Capacity, Place};
 
 /// Peer route of a write forwarded by a follower to the leader.
 pub const WRITE_ROUTE: &str = "/raft/write";
@@ -132,32 +135,59 @@ impl Outcome {
 pub type Answer = Result<Outcome, ServiceError>;
 
 /// One operation on its way to the control executor, with where to answer.
+///
+/// The caller drops the receiving end when it gives up (its client left or its
+/// request timed out); the control side watches `reply.closed()` and drops the work.
 pub struct Call {
     pub operation: Operation,
-    pub reply: async_channel::Sender<Answer>,
+    pub reply: tokio::sync::oneshot::Sender<Answer>,
+    /// Its place among `raft.max_pending_operations`, held until the work is done.
+    pub place: Place,
 }
 
 /// The serving executors' handle on the control executor.
 #[derive(Clone)]
 pub struct ServiceClient {
     sender: async_channel::Sender<Call>,
+    /// Operations queued for or running on the control executor, all executors together.
+    pending: Arc<Capacity>,
 }
 
 impl ServiceClient {
-    pub fn new(sender: async_channel::Sender<Call>) -> ServiceClient {
-        ServiceClient { sender }
+    /// A client of `sender`, refusing operations once `max_pending` are queued or running.
+    pub fn new(sender: async_channel::Sender<Call>, max_pending: usize) -> ServiceClient {
+        ServiceClient {
+            sender,
+            pending: Capacity::new(max_pending),
+        }
     }
 
-    /// Runs `operation` on the control executor and waits for its outcome.
+    /// Runs `operation` on the control executor and waits for its outcome; answers a
+    /// retryable 503 at once when `raft.max_pending_operations` are already pending.
     pub async fn call(&self, operation: Operation) -> Answer {
-        let (reply, answer) = async_channel::bounded(1);
-        if self.sender.send(Call { operation, reply }).await.is_err() {
+        let Some(place) = self.pending.take() else {
+            return Err(ServiceError::busy(format!(
+                "{} operations are already waiting for Raft on this server (raft.max_pending_operations); retry shortly",
+                self.pending.max()
+            )));
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let call = Call {
+            operation,
+            reply,
+            place,
+        };
+        if self.sender.send(call).await.is_err() {
             return Err(ServiceError::stopped());
         }
         answer
-            .recv()
             .await
             .unwrap_or_else(|_| Err(ServiceError::stopped()))
+    }
+
+    /// Operations refused since start because too many were pending.
+    pub fn refused(&self) -> u64 {
+        self.pending.refused()
     }
 }
 
