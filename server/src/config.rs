@@ -13,6 +13,9 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+mod tls;
+pub use tls::{PeerTlsConfig, TlsConfig, TlsFlags};
+
 /// Errors found while loading the configuration; each names what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -77,6 +80,8 @@ pub struct Cli {
     /// Development mode: one node in ./concord-data, port 7070, a sample topology.
     #[arg(long)]
     pub dev: bool,
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 impl Cli {
@@ -92,6 +97,7 @@ impl Cli {
             && self.advertise_peer_addr.is_none()
             && self.executors.is_none()
             && self.auth_token.is_none()
+            && self.tls.is_empty()
     }
 }
 
@@ -114,6 +120,10 @@ pub struct Config {
     /// io_uring registered-buffer memory per executor, bytes. Small: memlock is often 8 MiB.
     pub io_memory: usize,
     pub auth_token: Option<String>,
+    /// HTTPS on the client port (plain HTTP when not configured).
+    pub tls: TlsConfig,
+    /// Mutual TLS between topology servers on the peer port.
+    pub peer_tls: PeerTlsConfig,
     /// Bootstrap this sample topology when the data directory is new (`--dev` sets it).
     pub sample_topology: Option<SampleTopology>,
     pub http: HttpConfig,
@@ -134,6 +144,8 @@ impl Default for Config {
             executors: 0,
             io_memory: 512 * 1024,
             auth_token: None,
+            tls: TlsConfig::default(),
+            peer_tls: PeerTlsConfig::default(),
             sample_topology: None,
             http: HttpConfig::default(),
             raft: RaftConfig::default(),
@@ -403,6 +415,7 @@ impl Config {
         if let Some(v) = &cli.auth_token {
             self.auth_token = Some(v.clone());
         }
+        cli.tls.apply(&mut self.tls, &mut self.peer_tls);
         Ok(())
     }
 
@@ -449,6 +462,9 @@ impl Config {
                 "must not be empty (omit it to disable)",
             ));
         }
+        // Loads the files once to prove them usable; the server loads them again.
+        self.tls.server_config()?;
+        self.peer_tls.load()?;
         positive("http.max_header_bytes", self.http.max_header_bytes as u64)?;
         positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
         nonzero("http.request_timeout", self.http.request_timeout)?;

@@ -35,6 +35,8 @@ pub struct Shared {
     pub sse_subscribers: std::sync::atomic::AtomicUsize,
     /// Health-probe counters, written by the leader's health monitor.
     pub probes: crate::metrics::ProbeMetrics,
+    /// HTTPS on the client port (`tls:`), or `None` for plain HTTP.
+    pub client_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {

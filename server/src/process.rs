@@ -45,6 +45,8 @@ pub enum StartError {
     Executor { index: usize, message: String },
     #[error("raft failed to start: {0}")]
     Raft(String),
+    #[error("{0}")]
+    Tls(crate::config::ConfigError),
 }
 
 /// Holds an exclusive lock on the data directory for the life of the process.
@@ -125,6 +127,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     ));
     let (hub, ticks) = PublicationHub::new(empty, executors);
     let (control_tx, control_rx) = async_channel::unbounded();
+    let client_tls = config.tls.server_config().map_err(StartError::Tls)?;
     let shared = Arc::new(Shared {
         cache_control: Shared::cache_control_for(&config),
         config,
@@ -135,6 +138,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         ready: Default::default(),
         sse_subscribers: Default::default(),
         probes: Default::default(),
+        client_tls,
     });
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
 
@@ -186,7 +190,12 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
 }
 
 fn print_banner(config: &Config, executors: usize) {
-    let base = format!("http://{}", config.client_addr);
+    let scheme = if config.tls.cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{}", config.client_addr);
     println!(
         "concord-topo node {} serving on {base} ({executors} executors), peers on {}, data in {}",
         config.node_id,
@@ -233,7 +242,12 @@ async fn start_control(
             Some(&previous),
         )));
     });
-    let raft = RaftHandle::start(RaftOptions::from_config(config), publish)
+    let peer_tls = config.peer_tls.load().map_err(StartError::Tls)?;
+    let raft_options = RaftOptions {
+        peer_tls: peer_tls.as_ref().map(|t| t.client.clone()),
+        ..RaftOptions::from_config(config)
+    };
+    let raft = RaftHandle::start(raft_options, publish)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
     let raft = Rc::new(raft);
@@ -252,6 +266,7 @@ async fn start_control(
     })?;
     let peer_options = PeerServerOptions {
         leader: Some(dispatcher.clone()),
+        tls: peer_tls.map(|t| t.server),
         ..PeerServerOptions::from_config(config)
     };
     glommio::spawn_local(peer_server::serve(

@@ -1,10 +1,11 @@
 //! The ground floor every I/O adapter stands on: hyper over glommio ([`io`]),
-//! listening sockets, the bounded body read, bearer-token checks, the wall clock,
+//! TLS ([`tls`]), listening sockets, the bounded body read, bearer-token checks, the wall clock,
 //! the connection guard and gzip. Nothing here knows a route, a Raft term or a
 //! topology; the client front (`http`), the peer transport (`raft::peer_*`) and the
 //! data-node probes (`node_health`) all build on it.
 
 pub mod io;
+pub mod tls;
 
 use std::io::Write;
 use std::net::SocketAddr;

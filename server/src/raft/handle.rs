@@ -42,6 +42,8 @@ pub struct RaftOptions {
     pub auth_token: Option<String>,
     /// Deadline of a write or read index forwarded to the leader.
     pub forward_timeout: Duration,
+    /// Mutual TLS towards the other servers (`peer_tls:`), set by the process wiring.
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl RaftOptions {
@@ -53,6 +55,7 @@ impl RaftOptions {
             raft: config.raft.clone(),
             auth_token: config.auth_token.clone(),
             forward_timeout: config.http.write_timeout,
+            peer_tls: None,
         }
     }
 }
@@ -157,11 +160,14 @@ impl RaftHandle {
         }
         .validate()
         .map_err(|e| RaftStartError::Config(e.to_string()))?;
-        let peers = Rc::new(PeerPool::new(
-            options.node_id,
-            options.auth_token.as_deref(),
-            r.max_message_bytes,
-        ));
+        let peers = Rc::new(
+            PeerPool::new(
+                options.node_id,
+                options.auth_token.as_deref(),
+                r.max_message_bytes,
+            )
+            .with_tls(options.peer_tls.clone()),
+        );
         let network = PeerNetwork::new(peers.clone(), options.node_id, r.election_timeout_max);
         let raft = TopoRaft::new(
             options.node_id,

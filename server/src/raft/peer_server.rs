@@ -7,11 +7,15 @@
 //! a body that is too large, undecodable, or lacks the cluster's bearer token (when
 //! one is configured) is refused with an HTTP status and never reaches Raft. The
 //! serving executors never come here: a slow or dead peer costs this executor a
-//! task and a socket, not a client request.
+//! task and a socket, not a client request. With `peer_tls:` configured a connection
+//! must complete mutual TLS (a client certificate signed by the cluster CA) within
+//! the keep-alive timeout before a request is read; the bearer token is checked on
+//! top of it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,11 +32,15 @@ use super::handle::RaftHandle;
 use super::wire;
 use crate::net;
 use crate::net::io::{GlommioTimer, HyperIo};
+use crate::net::tls;
 use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES};
 
 /// What the peer listener enforces.
 #[derive(Clone)]
 pub struct PeerServerOptions {
+    /// Mutual TLS (`peer_tls:`): every connection must present a certificate signed
+    /// by the cluster CA before any request is read. Set by the process wiring.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Largest request body accepted (snapshots included).
     pub max_message_bytes: usize,
     /// When set, every peer request must carry `Authorization: Bearer <token>`.
@@ -50,6 +58,7 @@ impl PeerServerOptions {
             auth_token: config.auth_token.clone(),
             keepalive_timeout: config.http.keepalive_timeout,
             leader: None,
+            tls: None,
         }
     }
 }
@@ -76,22 +85,39 @@ pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerSer
         let node = node.clone();
         let options = options.clone();
         glommio::spawn_local(async move {
-            let service_options = options.clone();
-            let service = service_fn(move |req: Request<Incoming>| {
-                let node = node.clone();
-                let options = service_options.clone();
-                async move { Ok::<_, Infallible>(handle(req, &node, &options).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(GlommioTimer)
-                .header_read_timeout(options.keepalive_timeout)
-                .keep_alive(true)
-                .serve_connection(HyperIo(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "peer connection ended with an error");
+            match &options.tls {
+                None => serve_connection(stream, node, options).await,
+                Some(config) => {
+                    match tls::accept(config, stream, options.keepalive_timeout).await {
+                        Ok(stream) => serve_connection(stream, node, options).await,
+                        // Most often a certificate from another CA, or none at all.
+                        Err(e) => tracing::warn!(error = %e, "peer TLS handshake refused"),
+                    }
+                }
             }
         })
         .detach();
+    }
+}
+
+/// Serves one peer connection (a socket, or mutual TLS over one).
+async fn serve_connection<S>(stream: S, node: Rc<RaftHandle>, options: Rc<PeerServerOptions>)
+where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+{
+    let service_options = options.clone();
+    let service = service_fn(move |req: Request<Incoming>| {
+        let node = node.clone();
+        let options = service_options.clone();
+        async move { Ok::<_, Infallible>(handle(req, &node, &options).await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(GlommioTimer)
+        .header_read_timeout(options.keepalive_timeout)
+        .keep_alive(true)
+        .serve_connection(HyperIo(stream), service);
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "peer connection ended with an error");
     }
 }
 
