@@ -91,11 +91,14 @@ impl TlsFlags {
     }
 }
 
-/// The configuration key a TLS error is about: the one naming the file it names.
+/// The configuration key a TLS error is about: the one naming the file it names
+/// (the key file's key, when one file holds both and the key is what is missing).
 fn named(error: TlsError, keys: &[(&str, &Path)]) -> ConfigError {
+    let about_key = matches!(error, TlsError::NoKey { .. });
     let key = keys
         .iter()
-        .find(|(_, path)| *path == error.path())
+        .filter(|(_, path)| *path == error.path())
+        .max_by_key(|(key, _)| key.ends_with("key_file") == about_key)
         .map_or(keys[0].0, |(key, _)| *key);
     invalid(key, error.to_string())
 }
@@ -191,5 +194,70 @@ impl PeerTlsConfig {
         PeerTls::load(&identity, ca_file)
             .map(Some)
             .map_err(|e| named(e, &keys))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_text(result: Result<impl std::fmt::Debug, ConfigError>) -> String {
+        result.expect_err("an error").to_string()
+    }
+
+    #[test]
+    fn files_that_go_together_are_required_together() {
+        assert!(TlsConfig::default().server_config().unwrap().is_none());
+        let cert_only = TlsConfig {
+            cert_file: Some("c.pem".into()),
+            ..Default::default()
+        };
+        assert!(error_text(cert_only.server_config()).starts_with("tls.key_file:"));
+        let ca_only = TlsConfig {
+            client_ca_file: Some("ca.pem".into()),
+            ..Default::default()
+        };
+        assert!(error_text(ca_only.server_config()).starts_with("tls.client_ca_file:"));
+        let no_ca = PeerTlsConfig {
+            cert_file: Some("c.pem".into()),
+            key_file: Some("k.pem".into()),
+            ca_file: None,
+        };
+        assert!(error_text(no_ca.load()).starts_with("peer_tls.ca_file:"));
+    }
+
+    #[test]
+    fn a_missing_file_is_named_with_its_key() {
+        let missing = TlsConfig {
+            cert_file: Some("/nonexistent/c.pem".into()),
+            key_file: Some("/nonexistent/k.pem".into()),
+            client_ca_file: None,
+        };
+        let text = error_text(missing.server_config());
+        assert!(
+            text.starts_with("tls.cert_file: cannot read /nonexistent/c.pem"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn flags_override_their_keys() {
+        let flags = TlsFlags {
+            tls_cert: Some("flag.pem".into()),
+            peer_tls_ca: Some("ca.pem".into()),
+            ..Default::default()
+        };
+        let mut tls = TlsConfig {
+            cert_file: Some("yaml.pem".into()),
+            key_file: Some("yaml.key".into()),
+            client_ca_file: None,
+        };
+        let mut peer = PeerTlsConfig::default();
+        flags.apply(&mut tls, &mut peer);
+        assert_eq!(tls.cert_file, Some("flag.pem".into()));
+        assert_eq!(tls.key_file, Some("yaml.key".into()));
+        assert_eq!(peer.ca_file, Some("ca.pem".into()));
+        assert!(!flags.is_empty());
+        assert!(TlsFlags::default().is_empty());
     }
 }

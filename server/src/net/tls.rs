@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use glommio::net::TcpStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
@@ -171,18 +172,41 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// The first byte a TLS client sends: the content type of a handshake record.
+const HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What a client that speaks plain HTTP to a TLS port is told before the socket closes.
+const PLAIN_HTTP_REFUSAL: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
+content-type: text/plain; charset=utf-8\r\n\
+content-length: 44\r\n\
+connection: close\r\n\r\n\
+this port speaks TLS: use https:// instead\r\n";
+
 /// The server side of the handshake on an accepted socket, bounded by `deadline`:
 /// a client that connects and never completes it is cut off like one that never
-/// sends a request head.
-pub async fn accept<S>(
+/// sends a request head. A client that sends plain HTTP instead is answered with a
+/// 400 saying so (rather than a TLS alert it cannot read) and refused.
+pub async fn accept(
     config: &Arc<ServerConfig>,
-    stream: S,
+    stream: TcpStream,
     deadline: Duration,
-) -> io::Result<ServerTlsStream<S>>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    let handshake = futures_rustls::TlsAcceptor::from(config.clone()).accept(stream);
+) -> io::Result<ServerTlsStream<TcpStream>> {
+    let handshake = async {
+        let mut first = [0u8; 1];
+        if stream.peek(&mut first).await? == 1 && first[0] != HANDSHAKE_RECORD {
+            let mut stream = stream;
+            // Best effort: the client may already be gone.
+            let _ = stream.write_all(PLAIN_HTTP_REFUSAL).await;
+            let _ = stream.close().await;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "plain HTTP sent to a TLS port",
+            ));
+        }
+        futures_rustls::TlsAcceptor::from(config.clone())
+            .accept(stream)
+            .await
+    };
     futures_lite::future::or(handshake, async {
         glommio::timer::sleep(deadline).await;
         Err(io::Error::new(
