@@ -74,6 +74,7 @@ pub struct TopoProcess {
     args: Vec<String>,
     rust_log: String,
     stderr: Stderr,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -85,6 +86,7 @@ impl TopoProcess {
             args,
             rust_log: "warn,openraft=error".into(),
             stderr: Stderr::Inherit,
+            env: Vec::new(),
             child: None,
         }
     }
@@ -96,6 +98,12 @@ impl TopoProcess {
 
     pub fn stderr(mut self, to: Stderr) -> TopoProcess {
         self.stderr = to;
+        self
+    }
+
+    /// Sets an environment variable of the process (on every start).
+    pub fn env(mut self, key: &str, value: &str) -> TopoProcess {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -117,6 +125,7 @@ impl TopoProcess {
         let child = Command::new(&self.bin)
             .args(&self.args)
             .env("RUST_LOG", &self.rust_log)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()

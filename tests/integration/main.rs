@@ -15,3 +15,4 @@ mod partition;
 mod proxy;
 mod sse;
 mod support;
+mod tls;
