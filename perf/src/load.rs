@@ -7,9 +7,10 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use hdrhistogram::Histogram;
 
@@ -22,6 +23,8 @@ pub struct LoadSpec {
     pub rate: u64,
     pub duration: Duration,
     pub connections: usize,
+    /// Speak TLS with this configuration (the server's name is its IP address).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What came back.
@@ -79,75 +82,30 @@ async fn run_async(spec: LoadSpec) -> LoadResult {
         stream.set_nodelay(true).ok();
         streams.push(stream);
     }
-    let start = Instant::now() + Duration::from_millis(50);
+    let plan = Rc::new(Plan {
+        start: Instant::now() + Duration::from_millis(50),
+        interval,
+        total,
+        conns: spec.connections as u64,
+        request,
+    });
     let mut tasks = Vec::new();
     for (c, stream) in streams.into_iter().enumerate() {
-        let pending: Pending = Rc::default();
-        let (reader, writer) = futures_lite::io::split(stream);
-        let conns = spec.connections as u64;
-        let request = request.clone();
-        let pending_w = pending.clone();
-        tasks.push(glommio::spawn_local(async move {
-            let mut writer = writer;
-            let mut k = c as u64;
-            while k < total {
-                let intended = start + interval.mul_f64(k as f64);
-                let now = Instant::now();
-                if intended > now + Duration::from_micros(200) {
-                    glommio::timer::sleep(intended - now).await;
-                }
-                if pending_w.borrow().len() >= MAX_IN_FLIGHT {
-                    // Overloaded: the reader counts every unsent request as an error.
-                    break;
-                }
-                pending_w.borrow_mut().push_back(intended);
-                if writer.write_all(&request).await.is_err() {
-                    break;
-                }
-                k += conns;
+        let shared = shared.clone();
+        match &spec.tls {
+            None => tasks.extend(drive(stream, c as u64, plan.clone(), shared)),
+            Some(config) => {
+                // Handshakes before the schedule starts: the run measures requests.
+                let name = rustls::pki_types::ServerName::IpAddress(spec.addr.ip().into());
+                let stream = futures_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .expect("a TLS handshake with the server");
+                tasks.extend(drive(stream, c as u64, plan.clone(), shared));
             }
-            let _ = writer.flush().await;
-        }));
-        let shared_r = shared.clone();
-        tasks.push(glommio::spawn_local(async move {
-            let mut reader = reader;
-            let mut buf = Vec::with_capacity(64 * 1024);
-            let mut chunk = vec![0u8; 64 * 1024];
-            let mut expected = (total + conns - 1 - c as u64) / conns;
-            while expected > 0 {
-                let n = match futures_lite::future::or(
-                    async { reader.read(&mut chunk).await.ok() },
-                    async {
-                        glommio::timer::sleep(Duration::from_secs(10)).await;
-                        None
-                    },
-                )
-                .await
-                {
-                    Some(0) | None => break,
-                    Some(n) => n,
-                };
-                buf.extend_from_slice(&chunk[..n]);
-                let mut consumed = 0;
-                while let Some((status, len)) = parse_response(&buf[consumed..]) {
-                    consumed += len;
-                    let intended = pending.borrow_mut().pop_front();
-                    if let Some(intended) = intended {
-                        let us = intended.elapsed().as_micros().max(1) as u64;
-                        let _ = shared_r.hist.borrow_mut().record(us.min(60_000_000));
-                    }
-                    if status >= 400 {
-                        *shared_r.errors.borrow_mut() += 1;
-                    } else {
-                        *shared_r.completed.borrow_mut() += 1;
-                    }
-                    expected -= 1;
-                }
-                buf.drain(..consumed);
-            }
-            *shared_r.errors.borrow_mut() += expected;
-        }));
+        }
     }
+    let start = plan.start;
     for task in tasks {
         task.await;
     }
@@ -162,6 +120,105 @@ async fn run_async(spec: LoadSpec) -> LoadResult {
         errors,
         elapsed,
     }
+}
+
+/// The schedule every connection follows.
+struct Plan {
+    start: Instant,
+    interval: Duration,
+    total: u64,
+    conns: u64,
+    request: Rc<[u8]>,
+}
+
+/// Connection `c`'s writer (its share of the schedule) and reader (latencies).
+fn drive<S>(stream: S, c: u64, plan: Rc<Plan>, shared: Rc<Shared>) -> [glommio::Task<()>; 2]
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let (start, interval, total, conns) = (plan.start, plan.interval, plan.total, plan.conns);
+    let request = plan.request.clone();
+    let pending: Pending = Rc::default();
+    let (reader, writer) = futures_lite::io::split(stream);
+    let pending_w = pending.clone();
+    let writer_task = glommio::spawn_local(async move {
+        let mut writer = writer;
+        let mut k = c;
+        while k < total {
+            let intended = start + interval.mul_f64(k as f64);
+            let now = Instant::now();
+            if intended > now + Duration::from_micros(200) {
+                glommio::timer::sleep(intended - now).await;
+            }
+            if pending_w.borrow().len() >= MAX_IN_FLIGHT {
+                // Overloaded: the reader counts every unsent request as an error.
+                break;
+            }
+            pending_w.borrow_mut().push_back(intended);
+            if writer.write_all(&request).await.is_err() {
+                break;
+            }
+            k += conns;
+        }
+        let _ = writer.flush().await;
+    });
+    let reader_task = glommio::spawn_local(async move {
+        let mut reader = reader;
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut expected = (total + conns - 1 - c) / conns;
+        while expected > 0 {
+            let n = match futures_lite::future::or(
+                async { reader.read(&mut chunk).await.ok() },
+                async {
+                    glommio::timer::sleep(Duration::from_secs(10)).await;
+                    None
+                },
+            )
+            .await
+            {
+                Some(0) | None => break,
+                Some(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            let mut consumed = 0;
+            while let Some((status, len)) = parse_response(&buf[consumed..]) {
+                consumed += len;
+                let intended = pending.borrow_mut().pop_front();
+                if let Some(intended) = intended {
+                    let us = intended.elapsed().as_micros().max(1) as u64;
+                    let _ = shared.hist.borrow_mut().record(us.min(60_000_000));
+                }
+                if status >= 400 {
+                    *shared.errors.borrow_mut() += 1;
+                } else {
+                    *shared.completed.borrow_mut() += 1;
+                }
+                expected -= 1;
+            }
+            buf.drain(..consumed);
+        }
+        *shared.errors.borrow_mut() += expected;
+    });
+    [writer_task, reader_task]
+}
+
+/// A TLS client configuration trusting the certificates of the PEM file `ca`.
+pub fn tls_config(ca: &std::path::Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("a readable CA file") {
+        roots
+            .add(cert.expect("a PEM certificate"))
+            .expect("a CA certificate");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 /// A keep-alive GET for `path`, with `extra` header lines (each ending in CRLF).

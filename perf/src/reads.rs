@@ -52,6 +52,10 @@ pub struct ReadArgs {
     /// Run the same load against a server already running here instead of starting one.
     #[arg(long)]
     pub target: Option<SocketAddr>,
+    /// Speak TLS to `--target`, trusting this PEM CA (the server's certificate must
+    /// carry the target's IP address as a subject alternative name).
+    #[arg(long = "tls-ca", value_name = "FILE", requires = "target")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 fn request_for(route: ReadRoute, addr: SocketAddr) -> Vec<u8> {
@@ -84,6 +88,7 @@ fn run_at(addr: SocketAddr, request: &[u8], args: &ReadArgs, rate: u64) -> LoadR
         rate,
         duration: Duration::from_secs_f64(args.duration),
         connections: args.connections,
+        tls: args.tls_ca.as_deref().map(load::tls_config),
     })
 }
 

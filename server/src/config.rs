@@ -17,6 +17,8 @@ pub mod auth;
 pub mod secret;
 pub use auth::AuthConfig;
 pub use secret::PeerSecret;
+mod tls;
+pub use tls::{PeerTlsConfig, TlsConfig, TlsFlags};
 
 use crate::net::allow::AllowList;
 use crate::net::bearer::ClientCredentials;
@@ -91,6 +93,8 @@ pub struct Cli {
     /// Development mode: one node in ./concord-data, port 7070, a sample topology.
     #[arg(long)]
     pub dev: bool,
+    #[command(flatten)]
+    pub tls: TlsFlags,
 }
 
 impl Cli {
@@ -107,6 +111,7 @@ impl Cli {
             && self.executors.is_none()
             && self.auth_token.is_none()
             && !self.insecure
+            && self.tls.is_empty()
     }
 }
 
@@ -142,6 +147,10 @@ pub struct Config {
     /// `auth_token`; empty (everything open) for a config that was only parsed.
     #[serde(skip)]
     pub credentials: ClientCredentials,
+    /// HTTPS on the client port (plain HTTP when not configured).
+    pub tls: TlsConfig,
+    /// Mutual TLS between topology servers on the peer port.
+    pub peer_tls: PeerTlsConfig,
     /// Bootstrap this sample topology when the data directory is new (`--dev` sets it).
     pub sample_topology: Option<SampleTopology>,
     pub http: HttpConfig,
@@ -166,6 +175,8 @@ impl Default for Config {
             insecure: false,
             peer_secret: None,
             credentials: ClientCredentials::default(),
+            tls: TlsConfig::default(),
+            peer_tls: PeerTlsConfig::default(),
             sample_topology: None,
             http: HttpConfig::default(),
             raft: RaftConfig::default(),
@@ -479,6 +490,7 @@ impl Config {
         if cli.insecure {
             self.insecure = true;
         }
+        cli.tls.apply(&mut self.tls, &mut self.peer_tls);
         Ok(())
     }
 
@@ -525,6 +537,9 @@ impl Config {
                 "must not be empty (omit it to disable)",
             ));
         }
+        // Loads the files once to prove them usable; the server loads them again.
+        self.tls.server_config()?;
+        self.peer_tls.load()?;
         positive("http.max_header_bytes", self.http.max_header_bytes as u64)?;
         positive("http.max_body_bytes", self.http.max_body_bytes as u64)?;
         nonzero("http.request_timeout", self.http.request_timeout)?;

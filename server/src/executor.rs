@@ -45,6 +45,8 @@ pub struct Shared {
     pub peer_connections: Arc<Capacity>,
     /// What the limits turned away, for `/metrics`.
     pub refusals: Refusals,
+    /// HTTPS on the client port (`tls:`), or `None` for plain HTTP.
+    pub client_tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {

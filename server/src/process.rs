@@ -48,6 +48,8 @@ pub enum StartError {
     Raft(String),
     #[error(transparent)]
     PeerSecret(#[from] crate::config::secret::GenerateError),
+    #[error("{0}")]
+    Tls(crate::config::ConfigError),
 }
 
 /// Holds an exclusive lock on the data directory for the life of the process.
@@ -160,6 +162,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     let service = ServiceClient::new(control_tx, config.raft.max_pending_operations);
     let connections = Capacity::new(config.http.max_connections);
     let peer_connections = Capacity::new(config.raft.max_peer_connections);
+    let client_tls = config.tls.server_config().map_err(StartError::Tls)?;
     let shared = Arc::new(Shared {
         cache_control: Shared::cache_control_for(&config),
         config,
@@ -174,6 +177,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         connections,
         peer_connections,
         refusals: Default::default(),
+        client_tls,
     });
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
 
@@ -225,7 +229,12 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
 }
 
 fn print_banner(config: &Config, executors: usize) {
-    let base = format!("http://{}", config.client_addr);
+    let scheme = if config.tls.cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{}", config.client_addr);
     println!(
         "concord-topo node {} serving on {base} ({executors} executors), peers on {}, data in {}",
         config.node_id,
@@ -272,7 +281,12 @@ async fn start_control(
             Some(&previous),
         )));
     });
-    let raft = RaftHandle::start(RaftOptions::from_config(config), publish)
+    let peer_tls = config.peer_tls.load().map_err(StartError::Tls)?;
+    let raft_options = RaftOptions {
+        peer_tls: peer_tls.as_ref().map(|t| t.client.clone()),
+        ..RaftOptions::from_config(config)
+    };
+    let raft = RaftHandle::start(raft_options, publish)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
     let raft = Rc::new(raft);
@@ -292,6 +306,7 @@ async fn start_control(
     let peer_options = PeerServerOptions {
         leader: Some(dispatcher.clone()),
         connections: shared.peer_connections.clone(),
+        tls: peer_tls.map(|t| t.server),
         ..PeerServerOptions::from_config(config)
     };
     glommio::spawn_local(peer_server::serve(

@@ -19,3 +19,4 @@ mod peer_security;
 mod proxy;
 mod sse;
 mod support;
+mod tls;

@@ -2,8 +2,9 @@
 //!
 //! Every executor binds the client port with SO_REUSEPORT (`net::listen`) and serves
 //! the connections the kernel hands it, each as a local task running hyper's HTTP/1.1
-//! state machine (keep-alive, pipelining) over [`crate::net::io::HyperIo`]. All
-//! executors share one cap, `http.max_connections` (`Shared::connections`).
+//! state machine (keep-alive, pipelining) over [`crate::net::io::HyperIo`], on the
+//! socket itself or, with `tls:` configured, on TLS over it. All executors share one
+//! cap, `http.max_connections` (`Shared::connections`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -13,7 +14,7 @@ use concord_api::Envelope;
 use super::router;
 use crate::executor::ExecutorContext;
 use crate::net::conn::{self, ConnectionTimeouts};
-use crate::net::{listen, Sharing};
+use crate::net::{listen, tls, Sharing};
 
 /// Accepts connections on `addr` until the executor stops; never returns on success.
 pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Result<()> {
@@ -30,16 +31,27 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
         head: http.header_read_timeout,
     };
     let max_buf_size = Some(http.max_header_bytes.max(8192));
+    // A handshake is the first thing an idle connection owes, and part of its first head.
+    let handshake_deadline = timeouts.idle.min(timeouts.head);
     let limit = ctx.shared.connections.clone();
     conn::accept_loop(listener, limit, refusal, |stream| {
         let ctx = ctx.clone();
         async move {
             ctx.metrics.connection_opened();
+            let peer = stream.peer_addr().ok();
             let handler_ctx = ctx.clone();
-            conn::serve_http1(stream, timeouts, max_buf_size, move |req, guard| {
-                router::handle(req, handler_ctx.clone(), guard)
-            })
-            .await;
+            let handler = move |req, guard| router::handle(req, handler_ctx.clone(), guard);
+            // The handshake is part of the connection: it counts against the same cap
+            // and runs under the same deadline as a request head.
+            match &ctx.shared.client_tls {
+                None => conn::serve_http1(stream, peer, timeouts, max_buf_size, handler).await,
+                Some(config) => match tls::accept(config, stream, handshake_deadline).await {
+                    Ok(stream) => {
+                        conn::serve_http1(stream, peer, timeouts, max_buf_size, handler).await
+                    }
+                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                },
+            }
             ctx.metrics.connection_closed();
         }
     })

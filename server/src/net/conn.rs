@@ -125,20 +125,23 @@ pub struct ConnectionTimeouts {
     pub head: Duration,
 }
 
-/// Serves one HTTP/1.1 connection with `handler` until the client leaves, a limit
-/// cuts it off or the handler closes it through its [`ConnectionGuard`].
-pub async fn serve_http1<F, Fut, B>(
-    stream: TcpStream,
+/// Serves one HTTP/1.1 connection (a socket, or TLS over one; `peer` is the socket's
+/// remote address) with `handler` until the client leaves, a limit cuts it off or the
+/// handler closes it through its [`ConnectionGuard`].
+pub async fn serve_http1<S, F, Fut, B>(
+    stream: S,
+    peer: Option<SocketAddr>,
     timeouts: ConnectionTimeouts,
     max_buf_size: Option<usize>,
     handler: F,
 ) where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
     F: Fn(Request<Incoming>, Rc<ConnectionGuard>) -> Fut + 'static,
     Fut: Future<Output = Response<B>> + 'static,
     B: hyper::body::Body + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let guard = Rc::new(ConnectionGuard::for_peer(stream.peer_addr().ok()));
+    let guard = Rc::new(ConnectionGuard::for_peer(peer));
     let clock = Rc::new(HeadClock::default());
     let service_guard = guard.clone();
     let service_clock = clock.clone();
@@ -207,14 +210,14 @@ impl HeadClock {
 
 /// A socket that fails its reads once a request head has taken longer than `limit`
 /// since its first byte (hyper then closes the connection).
-struct HeadTimed {
-    stream: TcpStream,
+struct HeadTimed<S> {
+    stream: S,
     clock: Rc<HeadClock>,
     limit: Duration,
     timer: Option<glommio::timer::Timer>,
 }
 
-impl AsyncRead for HeadTimed {
+impl<S: AsyncRead + Unpin> AsyncRead for HeadTimed<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -254,7 +257,7 @@ impl AsyncRead for HeadTimed {
     }
 }
 
-impl AsyncWrite for HeadTimed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for HeadTimed<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -1,6 +1,7 @@
 //! The ground floor every I/O adapter stands on: hyper over glommio ([`io`]),
-//! listening sockets, connection admission and time limits ([`conn`]), the bounded
-//! body read, bearer-token checks, the wall clock, the connection guard and gzip. Nothing here knows a route, a Raft term or a
+//! TLS ([`tls`]), listening sockets, connection admission and time limits ([`conn`]),
+//! the bounded body read, bearer-token checks, the wall clock, the connection guard
+//! and gzip. Nothing here knows a route, a Raft term or a
 //! topology; the client front (`http`), the peer transport (`raft::peer_*`) and the
 //! data-node probes (`node_health`) all build on it.
 
@@ -9,6 +10,7 @@ pub mod bearer;
 pub mod capacity;
 pub mod conn;
 pub mod io;
+pub mod tls;
 
 pub use bearer::authorized;
 

@@ -44,6 +44,8 @@ pub struct RaftOptions {
     pub peer_secret: Option<PeerSecret>,
     /// Deadline of a write or read index forwarded to the leader.
     pub forward_timeout: Duration,
+    /// Mutual TLS towards the other servers (`peer_tls:`), set by the process wiring.
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl RaftOptions {
@@ -55,6 +57,7 @@ impl RaftOptions {
             raft: config.raft.clone(),
             peer_secret: config.peer_secret.clone(),
             forward_timeout: config.http.write_timeout,
+            peer_tls: None,
         }
     }
 }
@@ -159,11 +162,14 @@ impl RaftHandle {
         }
         .validate()
         .map_err(|e| RaftStartError::Config(e.to_string()))?;
-        let peers = Rc::new(PeerPool::new(
-            options.node_id,
-            options.peer_secret.as_ref(),
-            r.max_message_bytes,
-        ));
+        let peers = Rc::new(
+            PeerPool::new(
+                options.node_id,
+                options.peer_secret.as_ref(),
+                r.max_message_bytes,
+            )
+            .with_tls(options.peer_tls.clone()),
+        );
         let network = PeerNetwork::new(peers.clone(), options.node_id, r.election_timeout_max);
         let raft = TopoRaft::new(
             options.node_id,

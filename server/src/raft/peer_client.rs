@@ -9,11 +9,13 @@
 //! it back when the exchange completed cleanly. In steady state that is one
 //! connection per peer per openraft stream (replication, heartbeats, votes), reused
 //! for every RPC; an error or a deadline drops the connection, and the next call
-//! reconnects.
+//! reconnects. With `peer_tls:` configured every connection is mutual TLS: the
+//! peer's certificate must be signed by the cluster CA and name the peer's IP.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +28,7 @@ use serde::Serialize;
 use super::wire;
 use crate::config::PeerSecret;
 use crate::net::io::HyperIo;
+use crate::net::tls;
 
 /// Idle connections kept per peer; more concurrent calls than this open and close.
 const MAX_IDLE_PER_PEER: usize = 4;
@@ -106,6 +109,8 @@ pub struct PeerPool {
     authorization: Option<HeaderValue>,
     /// Largest answer body accepted.
     max_body: usize,
+    /// Mutual TLS to every peer, when configured.
+    tls: Option<Arc<rustls::ClientConfig>>,
     idle: RefCell<HashMap<SocketAddr, Vec<Connection>>>,
 }
 
@@ -119,8 +124,15 @@ impl PeerPool {
                 Some(value)
             }),
             max_body,
+            tls: None,
             idle: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// Speaks TLS (client certificate included) to every peer when `tls` is set.
+    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> PeerPool {
+        self.tls = tls;
+        self
     }
 
     /// Encodes `request`, POSTs it to `path` on the peer at `addr`, decodes the answer;
@@ -277,6 +289,23 @@ impl PeerPool {
                     source: e.into(),
                 })?;
         let _ = stream.set_nodelay(true);
+        match &self.tls {
+            None => Self::start_http(addr, stream).await,
+            Some(config) => {
+                // A refused certificate (either side's) sent no request either.
+                let stream = tls::connect(config, addr.ip(), stream)
+                    .await
+                    .map_err(|source| PeerError::Connect { addr, source })?;
+                Self::start_http(addr, stream).await
+            }
+        }
+    }
+
+    /// Starts HTTP/1.1 on a connected stream and its driver task.
+    async fn start_http<S>(addr: SocketAddr, stream: S) -> Result<Connection, PeerError>
+    where
+        S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + 'static,
+    {
         // A failed handshake sent nothing: report it as a connection failure.
         let (sender, connection) = hyper::client::conn::http1::Builder::new()
             .handshake(HyperIo(stream))

@@ -11,7 +11,10 @@
 //! `http.header_read_timeout`, and at most `raft.max_peer_connections` connections
 //! are open at once (past it, 503 and close). The
 //! serving executors never come here: a slow or dead peer costs this executor a
-//! task and a socket, not a client request.
+//! task and a socket, not a client request. With `peer_tls:` configured a connection
+//! must complete mutual TLS (a client certificate signed by the cluster CA) within
+//! the keep-alive timeout before a request is read; the bearer token is checked on
+//! top of it.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -37,11 +40,15 @@ use crate::config::PeerSecret;
 use crate::net;
 use crate::net::capacity::Capacity;
 use crate::net::conn::{self, ConnectionTimeouts};
+use crate::net::tls;
 use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES};
 
 /// What the peer listener enforces.
 #[derive(Clone)]
 pub struct PeerServerOptions {
+    /// Mutual TLS (`peer_tls:`): every connection must present a certificate signed
+    /// by the cluster CA before any request is read. Set by the process wiring.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Largest request body accepted (snapshots included).
     pub max_message_bytes: usize,
     /// Every peer request must carry `Authorization: Bearer <secret>`; `None` only in
@@ -69,6 +76,7 @@ impl PeerServerOptions {
             },
             connections: Capacity::new(config.raft.max_peer_connections),
             leader: None,
+            tls: None,
         }
     }
 }
@@ -88,11 +96,28 @@ pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerSer
     );
     conn::accept_loop(listener, options.connections.clone(), refusal, |stream| {
         let (node, options) = (node.clone(), options.clone());
-        let timeouts = options.timeouts;
-        conn::serve_http1(stream, timeouts, None, move |req, _connection| {
-            let (node, options) = (node.clone(), options.clone());
-            async move { handle(req, &node, &options).await }
-        })
+        async move {
+            let timeouts = options.timeouts;
+            let peer = stream.peer_addr().ok();
+            let handler_options = options.clone();
+            let handler = move |req, _connection| {
+                let (node, options) = (node.clone(), handler_options.clone());
+                async move { handle(req, &node, &options).await }
+            };
+            match &options.tls {
+                None => conn::serve_http1(stream, peer, timeouts, None, handler).await,
+                Some(config) => {
+                    let deadline = timeouts.idle.min(timeouts.head);
+                    match tls::accept(config, stream, deadline).await {
+                        Ok(stream) => {
+                            conn::serve_http1(stream, peer, timeouts, None, handler).await
+                        }
+                        // Most often a certificate from another CA, or none at all.
+                        Err(e) => tracing::warn!(error = %e, "peer TLS handshake refused"),
+                    }
+                }
+            }
+        }
     })
     .await;
 }
