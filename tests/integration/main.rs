@@ -13,5 +13,6 @@ mod health_cluster;
 mod history;
 mod partition;
 mod proxy;
+mod restart;
 mod sse;
 mod support;
