@@ -214,6 +214,10 @@ pub struct RaftConfig {
     pub snapshot_timeout: Duration,
     /// Largest peer-transport message (request or answer body) accepted, bytes.
     pub max_message_bytes: usize,
+    /// Once Raft has stopped (a fatal storage error), how long the process keeps
+    /// answering (`/readyz` 503, writes 503) before it exits non-zero to be restarted.
+    #[serde(with = "humantime_serde")]
+    pub fatal_exit_grace: Duration,
 }
 
 impl Default for RaftConfig {
@@ -230,6 +234,7 @@ impl Default for RaftConfig {
             keep_after_snapshot: 1000,
             snapshot_timeout: Duration::from_secs(10),
             max_message_bytes: 64 * 1024 * 1024,
+            fatal_exit_grace: Duration::from_secs(5),
         }
     }
 }

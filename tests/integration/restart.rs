@@ -225,11 +225,21 @@ fn a_restarted_follower_never_answers_an_older_version() {
     let newest = cluster.node(leader).version().unwrap().0;
     cluster.converged(&ids, newest, WAIT);
 
+    let follower_log = cluster.node(follower).status().unwrap()["lastLogIndex"]
+        .as_u64()
+        .unwrap();
     cluster.kill(follower);
     let mut acknowledged = 0;
     for i in 0..100 {
         acknowledged = put_node(leader_client, &format!("while-down-{i}"), None).expect("write");
     }
+    let purged = cluster.node(leader).status().unwrap()["purgedIndex"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(
+        purged > follower_log,
+        "the leader purged up to {purged} only; the follower (log up to {follower_log}) would not need a snapshot"
+    );
     let client = cluster.node(follower).client;
     cluster.spawn_again(follower);
     let observed = watch_restart(client, acknowledged);
