@@ -7,6 +7,7 @@ mod cluster;
 mod cluster_support;
 mod data_node;
 mod durability;
+mod fail_loudly;
 mod failover;
 mod health;
 mod health_cluster;
