@@ -229,13 +229,21 @@ fn a_restarted_follower_never_answers_an_older_version() {
         .as_u64()
         .unwrap();
     cluster.kill(follower);
+    // Write until the leader has compacted its log past what the follower holds (the
+    // purge may wait while replication to the dead follower is still in flight).
     let mut acknowledged = 0;
-    for i in 0..100 {
+    let mut purged = 0;
+    for i in 0..1000 {
         acknowledged = put_node(leader_client, &format!("while-down-{i}"), None).expect("write");
+        if i % 20 == 19 {
+            purged = cluster.node(leader).status().unwrap()["purgedIndex"]
+                .as_u64()
+                .unwrap_or(0);
+            if purged > follower_log {
+                break;
+            }
+        }
     }
-    let purged = cluster.node(leader).status().unwrap()["purgedIndex"]
-        .as_u64()
-        .unwrap_or(0);
     assert!(
         purged > follower_log,
         "the leader purged up to {purged} only; the follower (log up to {follower_log}) would not need a snapshot"
