@@ -223,7 +223,8 @@ fn print_banner(config: &Config, executors: usize) {
     println!("       curl {base}/metrics");
 }
 
-/// One executor's HTTP service: waits for the first publication, then serves.
+/// One executor's HTTP service, listening at once (reads are refused, "loading", until
+/// its publication reaches the durable floor: `Readiness::admit`).
 async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Receiver<()>) {
     let local = Rc::new(LocalPublished::new(shared.hub.latest()));
     glommio::spawn_local(follow_hub(shared.hub.clone(), ticks, local.clone())).detach();
