@@ -276,6 +276,10 @@ pub struct RaftConfig {
     /// Operations (writes, read indexes, health rounds, membership changes) queued for
     /// or running on the control executor; past it a request is answered 503 at once.
     pub max_pending_operations: usize,
+    /// Once Raft has stopped (a fatal storage error), how long the process keeps
+    /// answering (`/readyz` 503, writes 503) before it exits non-zero to be restarted.
+    #[serde(with = "humantime_serde")]
+    pub fatal_exit_grace: Duration,
 }
 
 impl Default for RaftConfig {
@@ -294,6 +298,7 @@ impl Default for RaftConfig {
             max_message_bytes: 64 * 1024 * 1024,
             max_peer_connections: 64,
             max_pending_operations: 1024,
+            fatal_exit_grace: Duration::from_secs(5),
         }
     }
 }

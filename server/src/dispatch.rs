@@ -1,7 +1,8 @@
 //! The control executor's side of the service boundary: runs each [`Operation`] the
 //! serving executors send (and the ones followers forward), on Raft or on the
 //! data-node health monitor. Operations the leader runs go through the one
-//! forwarding path of `raft` ([`RaftHandle::on_leader`]).
+//! forwarding path of `raft` ([`RaftHandle::on_leader`]). Once Raft has stopped on
+//! this server, every operation but the status is refused, naming why.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use crate::node_health::HealthHandle;
 use crate::raft::RaftHandle;
-use crate::service::{Answer, Call, LeaderSide, Operation, Outcome};
+use crate::service::{Answer, Call, LeaderSide, Operation, Outcome, ServiceError};
 
 /// Runs operations on this server's Raft and health monitor.
 pub struct Dispatcher {
@@ -39,6 +40,7 @@ impl Dispatcher {
 
     /// Runs `operation` here, or on the leader when only the leader can.
     pub async fn run(&self, operation: Operation) -> Answer {
+        self.refuse_if_stopped(&operation)?;
         let timeout = match operation {
             Operation::HealthRound { .. } => self.request_timeout,
             _ => self.write_timeout,
@@ -48,8 +50,23 @@ impl Dispatcher {
             .await
     }
 
+    /// A server whose Raft stopped must not write, not even through another leader:
+    /// it is about to exit, and its clients should go elsewhere now.
+    fn refuse_if_stopped(&self, operation: &Operation) -> Result<(), ServiceError> {
+        if matches!(operation, Operation::Status) {
+            return Ok(());
+        }
+        match self.raft.stopped() {
+            None => Ok(()),
+            Some(reason) => Err(ServiceError::unavailable(format!(
+                "raft has stopped on this server ({reason}); it exits to be restarted: use another server"
+            ))),
+        }
+    }
+
     /// Runs `operation` on this server, whether or not it leads.
     async fn run_locally(&self, operation: Operation) -> Answer {
+        self.refuse_if_stopped(&operation)?;
         match operation {
             Operation::HealthRound { only } => {
                 self.health.run_here(only).await.map(Outcome::HealthRound)

@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use http::HeaderValue;
@@ -16,7 +15,7 @@ use http::HeaderValue;
 use crate::config::Config;
 use crate::metrics::{ExecutorMetrics, Refusals};
 use crate::net::capacity::Capacity;
-use crate::publish::{Encoded, LocalPublished, PublicationHub, RaftView};
+use crate::publish::{Encoded, LocalPublished, PublicationHub, RaftView, Readiness};
 use crate::service::ServiceClient;
 
 /// Built once, shared by all executors.
@@ -29,8 +28,9 @@ pub struct Shared {
     pub metrics: Vec<Arc<ExecutorMetrics>>,
     /// `Cache-Control` of read answers, from `topology.cache.ttl`.
     pub cache_control: HeaderValue,
-    /// Set once Raft has a leader and the first state is published (`/readyz`).
-    pub ready: AtomicBool,
+    /// Whether reads may be answered yet (the durable state is applied) and whether
+    /// Raft has stopped: the read/SSE admission gate and `/readyz`.
+    pub readiness: Readiness,
     /// SSE streams open on all executors (bounded by `max_subscribers`); counted
     /// only by `notify::subscribers::Slot`, read by the metrics.
     pub sse_subscribers: std::sync::atomic::AtomicUsize,

@@ -1,14 +1,20 @@
 //! Process wiring: one topology server = a locked data directory, the control
 //! executor (Raft + the service's dispatcher + HTTP) and N-1 further HTTP executors.
 //!
-//! Start-up order matters: Raft recovers its state first and publishes it, and only
-//! then do the executors bind the client port, so no client ever sees an empty
-//! topology from a server that has one on disk.
+//! Start-up: the serving executors bind the client port at once, while the control
+//! executor opens storage and starts Raft; until the state this server had durably
+//! is applied again, reads and SSE answer 503 "loading" and `/readyz` 503
+//! ([`tracking`] sets the floor the executors compare with), so no client ever sees
+//! a state older than one this server had on disk. If the control executor stops or
+//! Raft fails, the process exits non-zero (see [`tracking`]).
+
+mod tracking;
+
+pub use tracking::EXIT_RAFT_STOPPED;
 
 use std::fs::File;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use glommio::{LocalExecutorBuilder, Placement};
@@ -22,7 +28,7 @@ use crate::node_health::HealthHandle;
 use crate::notify::{leader_loss, subscribers};
 use crate::publish::{follow_hub, LocalPublished, PublicationHub, Published, RaftView};
 use crate::raft::peer_server::{self, PeerServerOptions};
-use crate::raft::{RaftHandle, RaftOptions, RaftWatch};
+use crate::raft::{RaftHandle, RaftOptions};
 use crate::service::{Call, ServiceClient};
 use concord_model::{Command, NodeSpec, Operation, TopologyState};
 
@@ -134,9 +140,20 @@ fn raise_open_files_limit(config: &Config) {
     }
 }
 
-/// Runs the server until the process is killed.
+/// With SIGXFSZ ignored, a write past the file-size limit (`ulimit -f`) fails with
+/// EFBIG like a full disk does, so Raft reports it and the server says why it stops,
+/// instead of the kernel killing the process without a word.
+fn ignore_file_size_signal() {
+    // SAFETY: installs the "ignore" disposition; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
+/// Runs the server until the process is killed, or exits it when Raft stops.
 pub fn run(mut config: Config) -> Result<(), StartError> {
     raise_open_files_limit(&config);
+    ignore_file_size_signal();
     let _lock = lock_data_dir(&config)?;
     if config.peer_secret.is_none() {
         if config.is_single_server() {
@@ -170,7 +187,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         hub: Arc::new(hub),
         raft: RaftView::default(),
         metrics,
-        ready: Default::default(),
+        readiness: Default::default(),
         sse_subscribers: Default::default(),
         sse_per_address: Default::default(),
         probes: Default::default(),
@@ -222,10 +239,16 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         }
     }
     print_banner(&shared.config, executors);
-    for handle in handles {
-        let _ = handle.join();
+    // The control executor runs for the life of the process: if it ends (a panic in
+    // Raft or a task beside it), nothing applies or commits any more.
+    let reason = match handles.remove(0).join() {
+        Ok(()) => "the control executor stopped".to_string(),
+        Err(e) => format!("the control executor failed: {e}"),
+    };
+    if let Some(grace) = tracking::announce_stop(&shared, reason) {
+        std::thread::sleep(grace);
     }
-    Ok(())
+    std::process::exit(EXIT_RAFT_STOPPED);
 }
 
 fn print_banner(config: &Config, executors: usize) {
@@ -248,7 +271,8 @@ fn print_banner(config: &Config, executors: usize) {
     println!("       curl {base}/metrics");
 }
 
-/// One executor's HTTP service: waits for the first publication, then serves.
+/// One executor's HTTP service, listening at once (reads are refused, "loading", until
+/// its publication reaches the durable floor: `Readiness::admit`).
 async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Receiver<()>) {
     let local = Rc::new(LocalPublished::new(shared.hub.latest()));
     glommio::spawn_local(follow_hub(shared.hub.clone(), ticks, local.clone())).detach();
@@ -319,7 +343,8 @@ async fn start_control(
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
 
-    glommio::spawn_local(track_raft(raft.watch(), shared.clone())).detach();
+    glommio::spawn_local(tracking::track_raft(raft.clone(), shared.clone())).detach();
+    glommio::spawn_local(tracking::report_not_ready(shared.clone())).detach();
     glommio::spawn_local(leader_loss::watch(raft.clone(), shared.clone())).detach();
     if let Some(sample) = config.sample_topology.clone() {
         glommio::spawn_local(bootstrap_sample(raft.clone(), shared.clone(), sample)).detach();
@@ -332,20 +357,6 @@ async fn start_control(
     .detach();
     glommio::spawn_local(dispatcher.serve(calls)).detach();
     Ok(())
-}
-
-/// Mirrors Raft's term/leader into the atomics the executors read, and readiness.
-async fn track_raft(mut watch: RaftWatch, shared: Arc<Shared>) {
-    loop {
-        let view = watch.summary();
-        shared
-            .raft
-            .update(view.term, view.leader, view.is_leader, view.applied_index);
-        shared.ready.store(view.leader.is_some(), Ordering::Relaxed);
-        if !watch.changed().await {
-            return;
-        }
-    }
 }
 
 /// Bootstraps the sample topology once, when this server leads a brand-new cluster.

@@ -243,11 +243,18 @@ impl Cluster {
         self.node_mut(id).kill();
     }
 
-    /// Starts a killed server again on the same ports, flags and data directory.
-    pub fn restart(&mut self, id: u64) {
+    /// Starts a killed server again on the same ports, flags and data directory,
+    /// without waiting for it (to watch it from its first accepted connection).
+    pub fn spawn_again(&mut self, id: u64) {
         let node = self.node_mut(id);
         node.kill();
         node.process.spawn();
+    }
+
+    /// Starts a killed server again on the same ports, flags and data directory.
+    pub fn restart(&mut self, id: u64) {
+        self.spawn_again(id);
+        let node = self.node(id);
         wait_for(
             Duration::from_secs(20),
             &format!("node {id} restarts"),

@@ -41,16 +41,15 @@ pub async fn handle(route: AdminRoute, ctx: &ExecutorContext) -> Response<Body> 
         AdminRoute::ClusterStatus => cluster_status(ctx).await,
         AdminRoute::Healthz => response::text(StatusCode::OK, "text/plain", "ok\n".into()),
         AdminRoute::Readyz => {
-            let ready = ctx.shared.ready.load(std::sync::atomic::Ordering::Relaxed)
-                && ctx.shared.raft.leader() != 0;
-            if ready {
-                response::text(StatusCode::OK, "text/plain", "ready\n".into())
-            } else {
-                response::text(
+            let published = ctx.published.current();
+            let leader_known = ctx.shared.raft.leader() != 0;
+            match ctx.shared.readiness.not_ready(&published, leader_known) {
+                None => response::text(StatusCode::OK, "text/plain", "ready\n".into()),
+                Some(why) => response::text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
-                    "not ready: no Raft leader known or no state published yet\n".into(),
-                )
+                    format!("not ready: {why}\n"),
+                ),
             }
         }
         AdminRoute::Metrics => {

@@ -4,7 +4,8 @@
 //! (one shard, one node, the delta since a version) are encoded once per version per
 //! executor through the body cache, within its byte budget; a page of `/events` is
 //! encoded per request. `?consistency=linearizable` first waits for a Raft read
-//! index to be applied here.
+//! index to be applied here. Nothing is answered before the state this server had
+//! durably is applied again (`Readiness::admit`: 503 "loading" until then).
 
 use std::sync::Arc;
 
@@ -57,6 +58,9 @@ pub async fn handle(
     req: Request<Incoming>,
     ctx: &ExecutorContext,
 ) -> Response<Body> {
+    if let Err(loading) = ctx.shared.readiness.admit(&ctx.published.current()) {
+        return response::failure(&loading, ctx.current_headers());
+    }
     let query = match Query::parse(req.uri().query(), route.allowed_params()) {
         Ok(q) => q,
         Err(message) => return fail(ctx, StatusCode::BAD_REQUEST, &message),

@@ -3,7 +3,8 @@
 //! Resume point: `Last-Event-ID` (what a browser's EventSource sends on reconnect)
 //! wins over `?sinceVersion=`; without either, the stream starts at the current
 //! version. A resume point this server has not applied yet (a client that failed
-//! over to a lagging server) is waited for, boundedly, then answered 503.
+//! over to a lagging server) is waited for, boundedly, then answered 503. A server
+//! still loading the state it had durably refuses subscriptions (503, retry).
 
 use std::rc::Rc;
 
@@ -47,6 +48,9 @@ pub async fn handle(
             StatusCode::NOT_FOUND,
             "SSE subscriptions are disabled (topology.notifications.enable_sse: false)",
         );
+    }
+    if let Err(loading) = ctx.shared.readiness.admit(&published) {
+        return response::failure(&loading, ctx.headers_for(&published));
     }
     let query = match Query::parse(req.uri().query(), &["sinceVersion", "eventTypes"]) {
         Ok(q) => q,

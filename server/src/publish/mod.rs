@@ -1,5 +1,6 @@
-//! Publication of applied state (and Raft's term/leader, [`RaftView`]) to the
-//! serving executors; `frames` encodes each version's SSE frames once.
+//! Publication of applied state (and Raft's term/leader, [`RaftView`], and whether
+//! reads may be answered yet, [`Readiness`]) to the serving executors; `frames`
+//! encodes each version's SSE frames once.
 //!
 //! After each applied batch the control executor builds one immutable [`Published`]
 //! (the state at that version plus its response bodies, encoded once) and hands it to
@@ -20,8 +21,10 @@ use serde::Serialize;
 
 pub mod frames;
 mod raft_view;
+mod readiness;
 
 pub use raft_view::RaftView;
+pub use readiness::Readiness;
 
 use crate::net::gzip;
 use frames::{reset_frame, VersionFrames};
@@ -213,8 +216,23 @@ impl PublicationHub {
 
     /// Makes `published` the latest and wakes every executor (a full tick line means
     /// a wake-up is already pending, which will read this newer value).
+    ///
+    /// A publication older than the latest (lower applied index) is refused: the
+    /// state machine only moves forward (openraft installs a snapshot only past what
+    /// was applied), and readers must never see it go back.
     pub fn publish(&self, published: Arc<Published>) {
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = published;
+        {
+            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            if published.applied_index < latest.applied_index {
+                tracing::error!(
+                    offered = published.applied_index,
+                    published = latest.applied_index,
+                    "refused to publish a state older than the one already published"
+                );
+                return;
+            }
+            *latest = published;
+        }
         self.poke();
     }
 

@@ -20,12 +20,14 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
 
 use crate::service::Answer;
+use openraft::storage::RaftLogStorage;
 use openraft::{BasicNode, ReadPolicy, ServerState, SnapshotPolicy};
 
 use super::log_store::{LogStoreConfig, LogStoreError};
 use super::network::PeerNetwork;
 use super::peer_client::PeerPool;
 use super::peer_guard::LocalView;
+use super::recovery::DurableFloor;
 use super::state_machine::TopoRaft;
 use super::state_machine::{PublishHook, StateMachineError, TopologyStateMachine};
 use super::types::{TopoLogStore, TopoRequest};
@@ -75,6 +77,8 @@ pub enum RaftStartError {
     Start(String),
     #[error("cannot initialise the cluster: {0}")]
     Initialize(String),
+    #[error("cannot read the raft log to recover: {0}")]
+    ReadLog(std::io::Error),
 }
 
 /// Term, leader and applied index at one moment.
@@ -84,6 +88,9 @@ pub struct RaftSummary {
     pub leader: Option<u64>,
     pub is_leader: bool,
     pub applied_index: u64,
+    /// The leader's commit index as heard here; `None` until a leader (this server
+    /// or another) has granted or reported one since this process started.
+    pub cluster_committed: Option<u64>,
 }
 
 /// Called with the applied state and its Raft applied index after every applied batch.
@@ -98,6 +105,8 @@ pub struct RaftHandle {
     pub(super) forward_timeout: Duration,
     /// When an append (or heartbeat) from a leader was last accepted here.
     last_leader_contact: std::cell::Cell<Option<std::time::Instant>>,
+    /// What this server held durably at start (what it must apply before answering).
+    durable_floor: DurableFloor,
 }
 
 /// A subscription to changes of the node's [`RaftSummary`].
@@ -116,7 +125,14 @@ impl RaftWatch {
             leader: m.current_leader,
             is_leader: m.state == ServerState::Leader,
             applied_index: m.last_applied.as_ref().map_or(0, |l| l.index),
+            cluster_committed: m.cluster_committed.as_ref().map(|l| l.index),
         }
+    }
+
+    /// Why Raft has stopped (a fatal storage error, a panic, a shutdown), if it has.
+    pub fn stopped(&self) -> Option<String> {
+        let m = self.metrics.borrow_watched();
+        m.running_state.as_ref().err().map(ToString::to_string)
     }
 
     /// Waits for the next change; false once Raft has shut down.
@@ -132,10 +148,21 @@ impl RaftHandle {
         options: RaftOptions,
         publish: Publish,
     ) -> Result<RaftHandle, RaftStartError> {
-        let log = TopoLogStore::open(
+        let mut log = TopoLogStore::open(
             options.data_dir.join("raft-log"),
             &LogStoreConfig::default(),
         )?;
+        let last_log_index = log
+            .get_log_state()
+            .await
+            .map_err(RaftStartError::ReadLog)?
+            .last_log_id
+            .map(|id| id.index);
+        let committed = log
+            .read_committed()
+            .await
+            .map_err(RaftStartError::ReadLog)?
+            .map(|id| id.index);
         let hook: PublishHook =
             Box::new(move |state, _events, meta| publish(state, meta.last_applied_log_index));
         let state_machine = TopologyStateMachine::open(
@@ -143,6 +170,7 @@ impl RaftHandle {
             TopologyState::new(options.event_buffer_size),
             hook,
         )?;
+        let snapshot_index = state_machine.applied_meta().last_applied.map(|id| id.index);
         let r = &options.raft;
         let config = openraft::Config {
             cluster_name: "concord-topo".into(),
@@ -180,13 +208,37 @@ impl RaftHandle {
         )
         .await
         .map_err(|e| RaftStartError::Start(e.to_string()))?;
+        let voters: Vec<u64> = raft
+            .with_raft_state(|st| st.membership_state.effective().voter_ids().collect())
+            .await
+            .map_err(|e| RaftStartError::Start(e.to_string()))?;
+        let durable_floor = DurableFloor::at_start(
+            options.node_id,
+            last_log_index,
+            committed,
+            snapshot_index,
+            &voters,
+        );
+        tracing::info!(?durable_floor, "raft started");
         Ok(RaftHandle {
             raft,
             node_id: options.node_id,
             peers,
             forward_timeout: options.forward_timeout,
             last_leader_contact: std::cell::Cell::new(None),
+            durable_floor,
         })
+    }
+
+    /// What this server held durably at start: the applied index to reach before
+    /// answering reads.
+    pub fn durable_floor(&self) -> DurableFloor {
+        self.durable_floor
+    }
+
+    /// Why Raft has stopped, if it has.
+    pub fn stopped(&self) -> Option<String> {
+        self.watch().stopped()
     }
 
     /// Records that a leader's append or heartbeat was just accepted (peer listener).

@@ -16,6 +16,8 @@
 //!   term bounds), and [`wire`] the routes and messages both sides speak.
 //! - [`membership`]: adding learners and changing voters.
 //! - [`log_store`]: the durable Raft log and vote, on the `raft-log` crate.
+//! - [`recovery`]: what this server held durably at start, to be applied again
+//!   before it answers reads.
 //! - [`snapshot_store`]: the current state-machine snapshot file, replaced atomically.
 //! - [`types`]: the openraft type configuration of the topology (`TopoConfig`).
 //! - [`state_machine`]: `TopologyStateMachine`, the model's `TopologyState` as
@@ -29,6 +31,7 @@ pub mod network;
 pub mod peer_client;
 pub mod peer_guard;
 pub mod peer_server;
+pub mod recovery;
 pub mod runtime;
 pub mod snapshot_store;
 pub mod state_machine;
@@ -39,6 +42,7 @@ pub use handle::{RaftHandle, RaftOptions, RaftStartError, RaftSummary, RaftWatch
 pub use log_store::LogStore;
 pub use log_store::LogStoreConfig;
 pub use log_store::LogStoreError;
+pub use recovery::DurableFloor;
 pub use runtime::GlommioRuntime;
 pub use state_machine::AppliedMeta;
 pub use state_machine::PublishHook;
