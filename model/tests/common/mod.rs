@@ -463,7 +463,17 @@ pub fn apply_and_check(
             assert_eq!(server.version(), before.version() + 1);
             assert!(!events.is_empty());
             assert!(events.iter().all(|e| e.version == server.version()));
-            assert!(server.timestamp() >= before.timestamp());
+            // Time never goes back, except that a timestamp more than
+            // MAX_TIMESTAMP_LEAD_MS ahead of the stamping leader's clock is pulled back to
+            // that bound (a future value must not stick).
+            assert_eq!(
+                server.timestamp(),
+                next_timestamp(before.timestamp(), c.timestamp_ms)
+            );
+            assert!(
+                server.timestamp() >= before.timestamp()
+                    || before.timestamp() > c.timestamp_ms.saturating_add(MAX_TIMESTAMP_LEAD_MS)
+            );
             for s in server.shards() {
                 if let Some(old) = before.shard(&s.shard_id) {
                     assert!(s.epoch >= old.epoch);
