@@ -1,4 +1,4 @@
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 use super::bucket_span::BucketSpan;
 use super::log_scale_config::LogScaleConfig;
@@ -19,8 +19,11 @@ pub struct LogScale {
     small_value_buckets: Vec<u8>,
 }
 
-static LOG_SCALES: LazyLock<Vec<LogScale>> =
-    LazyLock::new(|| (LogScaleConfig::MIN_WIDTH..=LogScaleConfig::MAX_WIDTH).map(LogScale::new).collect());
+// Vendored change: one lazily built scale per width instead of all 16 at once.
+// Building every width up front allocates ~26 MB (width 16 alone has 1.6M buckets,
+// a 13 MB `Vec<u64>`), although a `Histogram::new()` only ever uses width 3 (~6 KB).
+static LOG_SCALES: [OnceLock<LogScale>; LogScaleConfig::MAX_WIDTH] =
+    [const { OnceLock::new() }; LogScaleConfig::MAX_WIDTH];
 
 impl LogScale {
     pub const DEFAULT_WIDTH: usize = 3;
@@ -28,7 +31,7 @@ impl LogScale {
     /// Returns a shared `LogScale` instance for the given width (1..=16).
     pub fn get(width: usize) -> &'static LogScale {
         LogScaleConfig::validate_width(width);
-        &LOG_SCALES[width - 1]
+        LOG_SCALES[width - 1].get_or_init(|| LogScale::new(width))
     }
 
     /// Creates a new `LogScale` for the given width configuration.
@@ -153,6 +156,15 @@ mod tests {
     #[should_panic(expected = "width must be 1..=16, got 17")]
     fn test_new_rejects_width_above_max() {
         let _ = LogScale::new(17);
+    }
+
+    #[test]
+    fn test_get_builds_only_the_requested_width() {
+        let scale = LogScale::get(3);
+        assert_eq!(scale.config().width(), 3);
+        assert!(std::ptr::eq(scale, LogScale::get(3)), "same shared instance");
+        // No test in this crate asks for width 15, so its 6.7 MB table must not exist.
+        assert!(LOG_SCALES[15 - 1].get().is_none());
     }
 
     #[test]
