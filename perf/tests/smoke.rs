@@ -92,6 +92,41 @@ fn subscribe_loses_nothing() {
 }
 
 #[test]
+fn subscribe_pinned_in_a_child_process_reports_server_cpu() {
+    let out = tempfile::tempdir().unwrap();
+    let last_cpu = (std::thread::available_parallelism().map_or(1, |n| n.get()) - 1).to_string();
+    let r = run(
+        out.path(),
+        &[
+            "subscribe",
+            "--subscribers",
+            "10",
+            "--writes",
+            "5",
+            "--write-rate",
+            "20",
+            "--server-cpus",
+            "0",
+            "--subscriber-cpus",
+            &last_cpu,
+        ],
+    );
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["duplicated"], 0, "{r}");
+    assert_eq!(r["acked_to_delivered"]["count"], 50, "{r}");
+    assert_eq!(r["server_cpus"], "0", "{r}");
+    assert!(r["cost"]["server_cpu_us_per_delivery"].as_f64().unwrap() >= 0.0, "{r}");
+    // etcd runs beside it only where it is installed; otherwise the report says why.
+    if r["etcd"]["skipped"].is_string() {
+        println!("etcd side-by-side skipped: {}", r["etcd"]["skipped"]);
+    } else {
+        assert_eq!(r["etcd"]["lost"], 0, "{r}");
+        assert_eq!(r["etcd"]["acked_to_delivered"]["count"], 50, "{r}");
+        assert!(r["etcd"]["version"].is_string(), "{r}");
+    }
+}
+
+#[test]
 fn memory_reports_the_server_rss() {
     let out = tempfile::tempdir().unwrap();
     let r = run(
