@@ -58,12 +58,13 @@ impl Etcd {
             version: String::new(),
             _dir: dir,
         };
-        etcd.version = concord_testkit::wait::wait_for(Duration::from_secs(30), "etcd to start", || {
-            let health = http::get(client, "/health").ok()?.try_json()?;
-            (health["health"] == "true").then_some(())?;
-            let version = http::get(client, "/version").ok()?.try_json()?;
-            version["etcdserver"].as_str().map(str::to_string)
-        });
+        etcd.version =
+            concord_testkit::wait::wait_for(Duration::from_secs(30), "etcd to start", || {
+                let health = http::get(client, "/health").ok()?.try_json()?;
+                (health["health"] == "true").then_some(())?;
+                let version = http::get(client, "/version").ok()?.try_json()?;
+                version["etcdserver"].as_str().map(str::to_string)
+            });
         etcd
     }
 
@@ -142,7 +143,10 @@ impl WatchDecoder {
                 return Ok(());
             };
             if head.status != 200 {
-                return Err(io::Error::other(format!("etcd watch: status {}", head.status)));
+                return Err(io::Error::other(format!(
+                    "etcd watch: status {}",
+                    head.status
+                )));
             }
             self.raw.drain(..used);
             self.body = Some(BodyDecoder::new(&head.body));

@@ -69,9 +69,8 @@ struct Pins {
 impl Pins {
     fn from_args(args: &SubscribeArgs) -> Pins {
         let parse = |list: &Option<String>| {
-            list.as_deref().map(|l| {
-                procstat::parse_cpu_list(l).unwrap_or_else(|e| panic!("perf: {e}"))
-            })
+            list.as_deref()
+                .map(|l| procstat::parse_cpu_list(l).unwrap_or_else(|e| panic!("perf: {e}")))
         };
         Pins {
             server: parse(&args.server_cpus),
@@ -117,7 +116,10 @@ fn paced_writes(
     mut write: impl FnMut(usize) -> u64,
 ) -> Vec<Written> {
     let _progress = report::progress(
-        &format!("{what}: {} writes to {} subscribers", args.writes, args.subscribers),
+        &format!(
+            "{what}: {} writes to {} subscribers",
+            args.writes, args.subscribers
+        ),
         args.writes as f64 / args.write_rate,
     );
     let mut writes = Vec::with_capacity(args.writes);
@@ -280,9 +282,8 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
     let deadline = Instant::now() + Duration::from_secs(args.time_limit);
     let pins = Pins::from_args(args);
     let dev: &[&str] = if args.nodes == 0 { &["--dev"] } else { &[] };
-    let server = pins.start_server(|| {
-        Server::start(&server::server_binary(bin), args.server_executors, dev)
-    });
+    let server = pins
+        .start_server(|| Server::start(&server::server_binary(bin), args.server_executors, dev));
     if args.nodes > 0 {
         server::bootstrap(server.addr, args.nodes, args.shards);
     }
@@ -314,9 +315,17 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         );
         r.json()["version"].as_u64().expect("version")
     };
-    let every_version_since_start =
-        |writes: &[Written]| ((start_version + 1)..=writes.last().map_or(start_version, |w| w.version)).collect();
-    let ours = measure(args, &pins, deadline, &target, write, every_version_since_start);
+    let every_version_since_start = |writes: &[Written]| {
+        ((start_version + 1)..=writes.last().map_or(start_version, |w| w.version)).collect()
+    };
+    let ours = measure(
+        args,
+        &pins,
+        deadline,
+        &target,
+        write,
+        every_version_since_start,
+    );
     let rss_after = server::rss_bytes(server.pid());
     drop(server);
     let etcd = if args.no_etcd {
@@ -329,16 +338,31 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
     let per_delivery = |phase: &Phase| {
         format!(
             "{:.1} µs CPU, {:.2} read/write syscalls (server); {:.1} µs CPU (subscribers)",
-            phase.cost["server_cpu_us_per_delivery"].as_f64().unwrap_or(0.0),
-            phase.cost["server_rw_syscalls_per_delivery"].as_f64().unwrap_or(0.0),
-            phase.cost["subscriber_cpu_us_per_delivery"].as_f64().unwrap_or(0.0),
+            phase.cost["server_cpu_us_per_delivery"]
+                .as_f64()
+                .unwrap_or(0.0),
+            phase.cost["server_rw_syscalls_per_delivery"]
+                .as_f64()
+                .unwrap_or(0.0),
+            phase.cost["subscriber_cpu_us_per_delivery"]
+                .as_f64()
+                .unwrap_or(0.0),
         )
     };
     let mut rows = vec![
-        ("write sent → event delivered", report::latency_row(&d.from_send)),
-        ("write acknowledged → delivered", report::latency_row(&d.from_ack)),
+        (
+            "write sent → event delivered",
+            report::latency_row(&d.from_send),
+        ),
+        (
+            "write acknowledged → delivered",
+            report::latency_row(&d.from_ack),
+        ),
         ("deliveries", d.deliveries().to_string()),
-        ("lost / duplicated", format!("{} / {}", d.lost, d.duplicated)),
+        (
+            "lost / duplicated",
+            format!("{} / {}", d.lost, d.duplicated),
+        ),
         ("per delivery", per_delivery(&ours)),
         (
             "server RSS idle / connected / after",
@@ -361,7 +385,10 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         Ok((version, phase)) => {
             let e = &phase.deliveries;
             rows.push(("etcd version", version.clone()));
-            rows.push(("etcd: acknowledged → delivered", report::latency_row(&e.from_ack)));
+            rows.push((
+                "etcd: acknowledged → delivered",
+                report::latency_row(&e.from_ack),
+            ));
             rows.push((
                 "acked → delivered p99: ours / etcd",
                 format!(
@@ -370,7 +397,10 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
                     e.from_ack.value_at_quantile(0.99) as f64 / 1000.0
                 ),
             ));
-            rows.push(("etcd: deliveries, lost / dup", format!("{}, {} / {}", e.deliveries(), e.lost, e.duplicated)));
+            rows.push((
+                "etcd: deliveries, lost / dup",
+                format!("{}, {} / {}", e.deliveries(), e.lost, e.duplicated),
+            ));
             rows.push(("etcd: per delivery", per_delivery(phase)));
             json!({
                 "version": version, "writes": phase.writes.len(),
@@ -398,7 +428,10 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         report::percentile_series("acked→delivered", &d.from_ack),
     ];
     if let Ok((_, phase)) = &etcd {
-        series.push(report::percentile_series("etcd acked→delivered", &phase.deliveries.from_ack));
+        series.push(report::percentile_series(
+            "etcd acked→delivered",
+            &phase.deliveries.from_ack,
+        ));
     }
     report::write_svg(
         &out.join(format!("{name}-latency.svg")),

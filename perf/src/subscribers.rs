@@ -136,7 +136,9 @@ impl Subscribers {
             let (c2, t2) = (connected.clone(), target.clone());
             let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
                 .io_memory(1 << 20)
-                .spawn(move || async move { subscribe_all(addr, count, feed, c2, t2, deadline).await })
+                .spawn(
+                    move || async move { subscribe_all(addr, count, feed, c2, t2, deadline).await },
+                )
                 .expect("a glommio executor for the subscribers");
             return Subscribers::InProcess {
                 executor,
@@ -246,7 +248,8 @@ impl Subscribers {
 
 fn read_line(from: &mut BufReader<ChildStdout>) -> String {
     let mut line = String::new();
-    from.read_line(&mut line).expect("read the subscriber process");
+    from.read_line(&mut line)
+        .expect("read the subscriber process");
     line
 }
 
@@ -296,11 +299,7 @@ pub fn worker(args: &WorkerArgs) {
         .and_then(|t| t.trim().parse().ok())
         .unwrap_or(0);
     let finished = subscribers.finish(target);
-    let _ = writeln!(
-        out,
-        "done {}",
-        procstat::cpu_seconds(std::process::id())
-    );
+    let _ = writeln!(out, "done {}", procstat::cpu_seconds(std::process::id()));
     let mut text = String::new();
     for (index, seen) in finished.arrivals.iter().enumerate() {
         use std::fmt::Write as _;
@@ -357,7 +356,10 @@ async fn subscribe_all(
                         // A malformed stream ends this subscriber; what it missed
                         // is counted as lost.
                         let mut seen = arrivals.borrow_mut();
-                        if decoder.feed(&buf[..n], |v| seen[index].push((v, now))).is_err() {
+                        if decoder
+                            .feed(&buf[..n], |v| seen[index].push((v, now)))
+                            .is_err()
+                        {
                             break;
                         }
                         if !counted && decoder.ready() {
