@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use concord_testkit::http;
 
+use crate::procstat::cpu_seconds;
 use crate::{report, server};
 
 #[derive(Args, Clone, Debug)]
@@ -119,23 +120,6 @@ fn start_fleet(n: usize) -> Fleet {
         arrivals,
         recording,
     }
-}
-
-/// utime + stime of `pid`, seconds (clock ticks of 1/100 s, Linux's USER_HZ).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 fn start_server(bin: &Path, args: &HealthArgs, enabled: bool) -> (server::Server, SocketAddr) {

@@ -1,16 +1,19 @@
-//! `perf`: the load harness of concord-topo (design §8). Each scenario starts real
+//! `perf`: the load harness of concord-topo. Each scenario starts real
 //! servers on loopback, runs bounded in time and count, prints a table and writes a
 //! JSON report (and SVG charts) under `--out`. Method and results: perf/README.md.
 
 mod bandwidth;
+mod etcd;
 mod failover;
 mod health;
 mod load;
+mod procstat;
 mod reads;
 mod reference;
 mod report;
 mod server;
 mod subscribe;
+mod subscribers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -46,6 +49,9 @@ enum Scenario {
     Health(health::HealthArgs),
     /// A 3-server cluster, repeated leader kills: time until writes and subscribers resume.
     Failover(failover::FailoverArgs),
+    /// (internal) the subscriber process of `subscribe --subscriber-cpus`.
+    #[command(hide = true)]
+    SubscribeWorker(subscribers::WorkerArgs),
     /// (internal) the reference server used by `reference`.
     #[command(hide = true)]
     ServeReference {
@@ -79,6 +85,7 @@ fn main() {
             }
         }
         Scenario::Memory(mut args) => {
+            args.no_etcd = true;
             if args.nodes == 0 {
                 args.nodes = 1_000;
                 args.shards = 16_384;
@@ -100,6 +107,7 @@ fn main() {
             health::run(&args, bin, &cli.out);
         }
         Scenario::Failover(args) => failover::run(&args, bin, &cli.out),
+        Scenario::SubscribeWorker(args) => subscribers::worker(&args),
         Scenario::ServeReference {
             addr,
             answer,

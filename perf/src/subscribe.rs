@@ -1,23 +1,22 @@
-//! `perf subscribe` and `perf memory`: K real SSE subscribers (one glommio executor
-//! in this process), a stream of writes from another thread, and per event per
-//! subscriber the time from the write leaving the client to the event arriving.
-//! Lost and duplicated events are counted (they must be zero).
+//! `perf subscribe` and `perf memory`: K real SSE subscribers, a paced stream of
+//! writes, and per event per subscriber the time from the write leaving the client
+//! (and from its acknowledgement) to the event arriving; lost and duplicated events
+//! are counted (they must be zero). With `--subscriber-cpus` the subscribers run in
+//! a child process pinned apart from the server (`--server-cpus`), and the server's
+//! CPU time per delivery is read from `/proc`. When `etcd` is on PATH the same load
+//! runs against it for a side-by-side column.
 
-use std::cell::RefCell;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use concord_testkit::SseDecoder;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+use crate::etcd::{self, Etcd};
+use crate::procstat::{self, mono_ns};
 use crate::report;
 use crate::server::{self, Server};
+use crate::subscribers::{Arrivals, Feed, Subscribers};
 
 #[derive(Debug, clap::Args)]
 pub struct SubscribeArgs {
@@ -41,10 +40,17 @@ pub struct SubscribeArgs {
     /// Upper bound on the whole run, seconds.
     #[arg(long, default_value_t = 300)]
     pub time_limit: u64,
+    /// Pin the server (and etcd) to these CPUs, e.g. `0` (needs --subscriber-cpus).
+    #[arg(long, requires = "subscriber_cpus")]
+    pub server_cpus: Option<String>,
+    /// Run the subscribers in a child process pinned to these CPUs, e.g. `1` (the
+    /// writer stays in this process, on the same CPUs).
+    #[arg(long)]
+    pub subscriber_cpus: Option<String>,
+    /// Skip the etcd side-by-side even when `etcd` is on PATH.
+    #[arg(long)]
+    pub no_etcd: bool,
 }
-
-/// What the subscriber side saw: per subscriber, (version, arrival) in arrival order.
-type Arrivals = Vec<Vec<(u64, Instant)>>;
 
 /// The outcome of one run.
 pub struct Outcome {
@@ -53,44 +59,70 @@ pub struct Outcome {
     pub duplicated: u64,
 }
 
-pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> Outcome {
-    let deadline = Instant::now() + Duration::from_secs(args.time_limit);
-    let dev: &[&str] = if args.nodes == 0 { &["--dev"] } else { &[] };
-    let server = Server::start(&server::server_binary(bin), args.server_executors, dev);
-    if args.nodes > 0 {
-        server::bootstrap(server.addr, args.nodes, args.shards);
+/// Where the server and the harness run: the calling thread's CPU mask is switched
+/// before each process starts, which then inherits it.
+struct Pins {
+    server: Option<Vec<usize>>,
+    harness: Option<Vec<usize>>,
+}
+
+impl Pins {
+    fn from_args(args: &SubscribeArgs) -> Pins {
+        let parse = |list: &Option<String>| {
+            list.as_deref()
+                .map(|l| procstat::parse_cpu_list(l).unwrap_or_else(|e| panic!("perf: {e}")))
+        };
+        Pins {
+            server: parse(&args.server_cpus),
+            harness: parse(&args.subscriber_cpus),
+        }
     }
-    let rss_idle = server::rss_bytes(server.pid());
-    let start_version = concord_testkit::http::get(server.addr, "/api/topology/version")
-        .expect("version")
-        .json()["version"]
-        .as_u64()
-        .unwrap_or(0);
-    let connected = Arc::new(AtomicUsize::new(0));
-    let target = Arc::new(AtomicU64::new(u64::MAX));
-    let addr = server.addr;
-    let subscribers = args.subscribers;
-    let (c2, t2) = (connected.clone(), target.clone());
-    let receiver = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-        .io_memory(1 << 20)
-        .spawn(move || async move {
-            subscribe_all(addr, subscribers, start_version, c2, t2, deadline).await
-        })
-        .expect("a glommio executor for the subscribers");
-    while connected.load(Ordering::Relaxed) < subscribers {
-        assert!(
-            Instant::now() < deadline,
-            "subscribers did not all connect in time"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+
+    /// Subscribers in a child process (pinned or not only by `--subscriber-cpus`).
+    fn separate(&self) -> bool {
+        self.harness.is_some()
     }
-    let rss_connected = server::rss_bytes(server.pid());
-    // The writes, paced, from this thread.
-    let progress = report::progress(
-        &format!("{} writes to {} subscribers", args.writes, args.subscribers),
+
+    /// Runs `start` with this thread on the server's CPUs, then moves it to the
+    /// harness' CPUs.
+    fn start_server<T>(&self, start: impl FnOnce() -> T) -> T {
+        pin(self.server.as_deref());
+        let started = start();
+        pin(self.harness.as_deref());
+        started
+    }
+}
+
+fn pin(cpus: Option<&[usize]>) {
+    if let Some(cpus) = cpus {
+        procstat::pin_current_thread(cpus)
+            .unwrap_or_else(|e| panic!("perf: cannot pin to CPUs {cpus:?}: {e}"));
+    }
+}
+
+/// One acknowledged write: its version, when it was sent and acknowledged ([`mono_ns`]).
+struct Written {
+    version: u64,
+    sent: u64,
+    acked: u64,
+}
+
+/// `args.writes` calls of `write(i)` (which returns the committed version) at
+/// `args.write_rate`, stopping early at `deadline`.
+fn paced_writes(
+    args: &SubscribeArgs,
+    deadline: Instant,
+    what: &str,
+    mut write: impl FnMut(usize) -> u64,
+) -> Vec<Written> {
+    let _progress = report::progress(
+        &format!(
+            "{what}: {} writes to {} subscribers",
+            args.writes, args.subscribers
+        ),
         args.writes as f64 / args.write_rate,
     );
-    let mut writes: Vec<(u64, Instant, Instant)> = Vec::with_capacity(args.writes);
+    let mut writes = Vec::with_capacity(args.writes);
     let gap = Duration::from_secs_f64(1.0 / args.write_rate);
     let begin = Instant::now();
     for i in 0..args.writes {
@@ -98,89 +130,309 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let sent = Instant::now();
+        let sent = mono_ns();
+        let version = write(i);
+        writes.push(Written {
+            version,
+            sent,
+            acked: mono_ns(),
+        });
+        if Instant::now() > deadline {
+            break;
+        }
+    }
+    writes
+}
+
+/// Latencies and loss over every subscriber's arrivals.
+struct Deliveries {
+    from_send: Histogram<u64>,
+    from_ack: Histogram<u64>,
+    lost: u64,
+    duplicated: u64,
+}
+
+impl Deliveries {
+    /// `expected`: the versions every subscriber must see, ascending.
+    fn count(arrivals: &Arrivals, writes: &[Written], expected: &[u64]) -> Deliveries {
+        let mut from_send = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        let mut from_ack = from_send.clone();
+        let (mut lost, mut duplicated) = (0u64, 0u64);
+        let by_version: std::collections::HashMap<u64, &Written> =
+            writes.iter().map(|w| (w.version, w)).collect();
+        let micros = |from: u64, to: u64| (to.saturating_sub(from) / 1_000).max(1);
+        for seen in arrivals {
+            let mut got: Vec<u64> = seen.iter().map(|(v, _)| *v).collect();
+            let total = got.len();
+            got.sort_unstable();
+            got.dedup();
+            duplicated += (total - got.len()) as u64;
+            lost += expected
+                .iter()
+                .filter(|v| got.binary_search(v).is_err())
+                .count() as u64;
+            for (version, at) in seen {
+                if let Some(w) = by_version.get(version) {
+                    let _ = from_send.record(micros(w.sent, *at));
+                    let _ = from_ack.record(micros(w.acked, *at));
+                }
+            }
+        }
+        Deliveries {
+            from_send,
+            from_ack,
+            lost,
+            duplicated,
+        }
+    }
+
+    fn deliveries(&self) -> u64 {
+        self.from_send.len()
+    }
+}
+
+/// CPU seconds and read/write syscalls of the server and the subscribers' process.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    server_cpu: f64,
+    server_syscalls: u64,
+    subscriber_cpu: f64,
+}
+
+impl Usage {
+    fn sample(server: u32, subscribers: u32) -> Usage {
+        Usage {
+            server_cpu: procstat::cpu_seconds(server),
+            server_syscalls: procstat::rw_syscalls(server),
+            subscriber_cpu: procstat::cpu_seconds(subscribers),
+        }
+    }
+
+    /// Per delivery over the phase from `self` to `after`: (server CPU µs, server
+    /// read/write syscalls, subscriber-side CPU µs).
+    fn per_delivery(&self, after: &Usage, deliveries: u64) -> Value {
+        let n = deliveries.max(1) as f64;
+        json!({
+            "server_cpu_seconds": after.server_cpu - self.server_cpu,
+            "server_cpu_us_per_delivery": (after.server_cpu - self.server_cpu) * 1e6 / n,
+            "server_rw_syscalls_per_delivery": after.server_syscalls.saturating_sub(self.server_syscalls) as f64 / n,
+            "subscriber_cpu_seconds": after.subscriber_cpu - self.subscriber_cpu,
+            "subscriber_cpu_us_per_delivery": (after.subscriber_cpu - self.subscriber_cpu) * 1e6 / n,
+        })
+    }
+}
+
+/// The process under test and what its subscribers stream.
+struct Target<'a> {
+    addr: std::net::SocketAddr,
+    pid: u32,
+    feed: Feed,
+    /// Label of the progress line.
+    name: &'a str,
+}
+
+/// The measured phase against one server process: subscribers connected, paced
+/// writes, every subscriber drained.
+struct Phase {
+    deliveries: Deliveries,
+    writes: Vec<Written>,
+    rss_connected: u64,
+    cost: Value,
+}
+
+/// `write(i)` returns the committed version; `expected` turns the writes into the
+/// versions every subscriber must see, ascending.
+fn measure(
+    args: &SubscribeArgs,
+    pins: &Pins,
+    deadline: Instant,
+    target: &Target<'_>,
+    write: impl FnMut(usize) -> u64,
+    expected: impl FnOnce(&[Written]) -> Vec<u64>,
+) -> Phase {
+    let mut subscribers = Subscribers::start(
+        target.addr,
+        args.subscribers,
+        target.feed.clone(),
+        deadline,
+        pins.separate(),
+    );
+    subscribers.wait_connected(deadline);
+    let rss_connected = server::rss_bytes(target.pid);
+    let subscriber_pid = subscribers.pid();
+    let before = Usage::sample(target.pid, subscriber_pid);
+    let writes = paced_writes(args, deadline, target.name, write);
+    let last = writes.last().map_or(0, |w| w.version);
+    let finished = subscribers.finish(last);
+    let mut after = Usage::sample(target.pid, subscriber_pid);
+    if let Some(cpu) = finished.child_cpu_seconds {
+        after.subscriber_cpu = cpu;
+    }
+    let deliveries = Deliveries::count(&finished.arrivals, &writes, &expected(&writes));
+    let cost = before.per_delivery(&after, deliveries.deliveries());
+    Phase {
+        deliveries,
+        writes,
+        rss_connected,
+        cost,
+    }
+}
+
+pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> Outcome {
+    let deadline = Instant::now() + Duration::from_secs(args.time_limit);
+    let pins = Pins::from_args(args);
+    let dev: &[&str] = if args.nodes == 0 { &["--dev"] } else { &[] };
+    let server = pins
+        .start_server(|| Server::start(&server::server_binary(bin), args.server_executors, dev));
+    if args.nodes > 0 {
+        server::bootstrap(server.addr, args.nodes, args.shards);
+    }
+    let server_cpus = procstat::allowed_cpus(server.pid());
+    let rss_idle = server::rss_bytes(server.pid());
+    let start_version = concord_testkit::http::get(server.addr, "/api/topology/version")
+        .expect("version")
+        .json()["version"]
+        .as_u64()
+        .unwrap_or(0);
+    let addr = server.addr;
+    let target = Target {
+        addr,
+        pid: server.pid(),
+        feed: Feed::Concord {
+            since: start_version,
+        },
+        name,
+    };
+    let write = |i: usize| {
         let body = br#"{"address":"127.0.0.1:7000"}"#;
-        let r = concord_testkit::http::try_request(
-            addr,
-            "PUT",
-            &format!("/api/topology/nodes/perf-{i}"),
-            &[],
-            body,
-        )
-        .expect("write");
+        let path = format!("/api/topology/nodes/perf-{i}");
+        let r = concord_testkit::http::try_request(addr, "PUT", &path, &[], body).expect("write");
         assert_eq!(
             r.status,
             200,
             "write refused: {}",
             String::from_utf8_lossy(&r.body)
         );
-        let version = r.json()["version"].as_u64().expect("version");
-        writes.push((version, sent, Instant::now()));
-        if Instant::now() > deadline {
-            break;
-        }
-    }
-    let last = writes.last().map_or(start_version, |w| w.0);
-    target.store(last, Ordering::Relaxed);
-    let arrivals = receiver.join().expect("subscribers finished");
-    drop(progress);
+        r.json()["version"].as_u64().expect("version")
+    };
+    let every_version_since_start = |writes: &[Written]| {
+        ((start_version + 1)..=writes.last().map_or(start_version, |w| w.version)).collect()
+    };
+    let ours = measure(
+        args,
+        &pins,
+        deadline,
+        &target,
+        write,
+        every_version_since_start,
+    );
     let rss_after = server::rss_bytes(server.pid());
     drop(server);
+    let etcd = if args.no_etcd {
+        Err("--no-etcd".to_string())
+    } else {
+        etcd_side_by_side(args, &pins, deadline)
+    };
 
-    let mut from_send = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-    let mut from_ack = from_send.clone();
-    let (mut lost, mut duplicated) = (0u64, 0u64);
-    let expected: Vec<u64> = ((start_version + 1)..=last).collect();
-    let by_version: std::collections::HashMap<u64, (Instant, Instant)> =
-        writes.iter().map(|&(v, s, a)| (v, (s, a))).collect();
-    for seen in &arrivals {
-        let mut got: Vec<u64> = seen.iter().map(|(v, _)| *v).collect();
-        let total = got.len();
-        got.sort_unstable();
-        got.dedup();
-        duplicated += (total - got.len()) as u64;
-        lost += expected
-            .iter()
-            .filter(|v| got.binary_search(v).is_err())
-            .count() as u64;
-        for (version, at) in seen {
-            if let Some((sent, ack)) = by_version.get(version) {
-                let _ =
-                    from_send.record(at.saturating_duration_since(*sent).as_micros().max(1) as u64);
-                let _ =
-                    from_ack.record(at.saturating_duration_since(*ack).as_micros().max(1) as u64);
-            }
+    let d = &ours.deliveries;
+    let per_delivery = |phase: &Phase| {
+        format!(
+            "{:.1} µs CPU, {:.2} read/write syscalls (server); {:.1} µs CPU (subscribers)",
+            phase.cost["server_cpu_us_per_delivery"]
+                .as_f64()
+                .unwrap_or(0.0),
+            phase.cost["server_rw_syscalls_per_delivery"]
+                .as_f64()
+                .unwrap_or(0.0),
+            phase.cost["subscriber_cpu_us_per_delivery"]
+                .as_f64()
+                .unwrap_or(0.0),
+        )
+    };
+    let mut rows = vec![
+        (
+            "write sent → event delivered",
+            report::latency_row(&d.from_send),
+        ),
+        (
+            "write acknowledged → delivered",
+            report::latency_row(&d.from_ack),
+        ),
+        ("deliveries", d.deliveries().to_string()),
+        (
+            "lost / duplicated",
+            format!("{} / {}", d.lost, d.duplicated),
+        ),
+        ("per delivery", per_delivery(&ours)),
+        (
+            "server RSS idle / connected / after",
+            format!(
+                "{:.1} / {:.1} / {:.1} MiB",
+                rss_idle as f64 / 1048576.0,
+                ours.rss_connected as f64 / 1048576.0,
+                rss_after as f64 / 1048576.0
+            ),
+        ),
+        (
+            "CPUs: server / subscribers",
+            format!(
+                "{server_cpus} / {}",
+                args.subscriber_cpus.as_deref().unwrap_or("same process")
+            ),
+        ),
+    ];
+    let etcd_json = match &etcd {
+        Ok((version, phase)) => {
+            let e = &phase.deliveries;
+            rows.push(("etcd version", version.clone()));
+            rows.push((
+                "etcd: acknowledged → delivered",
+                report::latency_row(&e.from_ack),
+            ));
+            rows.push((
+                "acked → delivered p99: ours / etcd",
+                format!(
+                    "{:.3} ms / {:.3} ms",
+                    d.from_ack.value_at_quantile(0.99) as f64 / 1000.0,
+                    e.from_ack.value_at_quantile(0.99) as f64 / 1000.0
+                ),
+            ));
+            rows.push((
+                "etcd: deliveries, lost / dup",
+                format!("{}, {} / {}", e.deliveries(), e.lost, e.duplicated),
+            ));
+            rows.push(("etcd: per delivery", per_delivery(phase)));
+            json!({
+                "version": version, "writes": phase.writes.len(),
+                "sent_to_delivered": report::latency_json(&e.from_send),
+                "acked_to_delivered": report::latency_json(&e.from_ack),
+                "lost": e.lost, "duplicated": e.duplicated, "cost": phase.cost,
+            })
         }
-    }
+        Err(skipped) => {
+            println!("  etcd: skipped ({skipped})");
+            json!({ "skipped": skipped })
+        }
+    };
     report::print_table(
         &format!(
             "{name}: {} subscribers, {} writes at {}/s",
             args.subscribers,
-            writes.len(),
+            ours.writes.len(),
             args.write_rate
         ),
-        &[
-            (
-                "write sent → event delivered",
-                report::latency_row(&from_send),
-            ),
-            (
-                "write acknowledged → delivered",
-                report::latency_row(&from_ack),
-            ),
-            ("deliveries", from_send.len().to_string()),
-            ("lost / duplicated", format!("{lost} / {duplicated}")),
-            (
-                "server RSS idle / connected / after",
-                format!(
-                    "{:.1} / {:.1} / {:.1} MiB",
-                    rss_idle as f64 / 1048576.0,
-                    rss_connected as f64 / 1048576.0,
-                    rss_after as f64 / 1048576.0
-                ),
-            ),
-        ],
+        &rows,
     );
+    let mut series = vec![
+        report::percentile_series("sent→delivered", &d.from_send),
+        report::percentile_series("acked→delivered", &d.from_ack),
+    ];
+    if let Ok((_, phase)) = &etcd {
+        series.push(report::percentile_series(
+            "etcd acked→delivered",
+            &phase.deliveries.from_ack,
+        ));
+    }
     report::write_svg(
         &out.join(format!("{name}-latency.svg")),
         &format!(
@@ -189,21 +441,23 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         ),
         "log10(1/(1-percentile))",
         "ms",
-        &[
-            report::percentile_series("sent→delivered", &from_send),
-            report::percentile_series("acked→delivered", &from_ack),
-        ],
+        &series,
     );
     let report = json!({
-        "scenario": name, "subscribers": args.subscribers, "writes": writes.len(),
+        "scenario": name, "subscribers": args.subscribers, "writes": ours.writes.len(),
         "write_rate": args.write_rate, "server_executors": args.server_executors,
         "nodes": args.nodes, "shards": args.shards,
-        "sent_to_delivered": report::latency_json(&from_send),
-        "acked_to_delivered": report::latency_json(&from_ack),
-        "lost": lost, "duplicated": duplicated,
-        "server_rss_bytes": {"idle": rss_idle, "subscribers_connected": rss_connected, "after_writes": rss_after},
+        "server_cpus": server_cpus, "subscriber_cpus": args.subscriber_cpus,
+        "sent_to_delivered": report::latency_json(&d.from_send),
+        "acked_to_delivered": report::latency_json(&d.from_ack),
+        "lost": d.lost, "duplicated": d.duplicated,
+        "cost": ours.cost,
+        "server_rss_bytes": {"idle": rss_idle, "subscribers_connected": ours.rss_connected, "after_writes": rss_after},
+        "etcd": etcd_json,
     });
     report::write_json(out, name, report.clone());
+    let lost = d.lost + etcd.as_ref().map_or(0, |(_, p)| p.deliveries.lost);
+    let duplicated = d.duplicated + etcd.as_ref().map_or(0, |(_, p)| p.deliveries.duplicated);
     Outcome {
         report,
         lost,
@@ -211,75 +465,28 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
     }
 }
 
-async fn subscribe_all(
-    addr: SocketAddr,
-    count: usize,
-    since: u64,
-    connected: Arc<AtomicUsize>,
-    target: Arc<AtomicU64>,
+/// The same subscribers and writes against etcd (on the server's CPUs): its version
+/// and the phase, or why it was skipped.
+fn etcd_side_by_side(
+    args: &SubscribeArgs,
+    pins: &Pins,
     deadline: Instant,
-) -> Arrivals {
-    let arrivals: Rc<RefCell<Arrivals>> = Rc::new(RefCell::new(vec![Vec::new(); count]));
-    let mut tasks = Vec::with_capacity(count);
-    for index in 0..count {
-        let (arrivals, connected, target) = (arrivals.clone(), connected.clone(), target.clone());
-        tasks.push(glommio::spawn_local(async move {
-            let mut stream = glommio::net::TcpStream::connect(addr)
-                .await
-                .expect("connect");
-            let request = format!(
-                "GET /api/topology/subscribe?sinceVersion={since} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
-            );
-            stream
-                .write_all(request.as_bytes())
-                .await
-                .expect("subscribe");
-            let mut decoder = SseDecoder::default();
-            let mut buf = vec![0u8; 16 * 1024];
-            let mut counted = false;
-            loop {
-                let limit = deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(500));
-                let n =
-                    futures_lite::future::or(async { stream.read(&mut buf).await.ok() }, async {
-                        glommio::timer::sleep(limit).await;
-                        Some(usize::MAX)
-                    })
-                    .await;
-                match n {
-                    Some(0) | None => break,
-                    Some(usize::MAX) => {}
-                    Some(n) => {
-                        let now = Instant::now();
-                        // A malformed stream ends this subscriber; what it missed
-                        // is counted as lost.
-                        if decoder.feed(&buf[..n]).is_err() {
-                            break;
-                        }
-                        while let Ok(Some(event)) = decoder.next_event() {
-                            if let Some(version) = event.completed_version() {
-                                arrivals.borrow_mut()[index].push((version, now));
-                            }
-                        }
-                        if !counted && decoder.status().is_some() {
-                            counted = true;
-                            connected.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-                let goal = target.load(Ordering::Relaxed);
-                let have = arrivals.borrow()[index].last().map_or(0, |(v, _)| *v);
-                if (goal != u64::MAX && have >= goal) || Instant::now() >= deadline {
-                    break;
-                }
-            }
-        }));
-    }
-    for task in tasks {
-        task.await;
-    }
-    Rc::try_unwrap(arrivals)
-        .map(RefCell::into_inner)
-        .unwrap_or_default()
+) -> Result<(String, Phase), String> {
+    let bin = etcd::binary().ok_or_else(|| {
+        "no `etcd` on PATH; install it (Debian: etcd-server) for the side-by-side".to_string()
+    })?;
+    let etcd = pins.start_server(|| Etcd::start(&bin));
+    let prefix = "perf/";
+    let target = Target {
+        addr: etcd.addr,
+        pid: etcd.pid(),
+        feed: Feed::Etcd {
+            prefix: prefix.to_string(),
+        },
+        name: "etcd",
+    };
+    let write = |i: usize| etcd.put(&format!("{prefix}{i}"), "127.0.0.1:7000");
+    let the_writes = |writes: &[Written]| writes.iter().map(|w| w.version).collect();
+    let phase = measure(args, pins, deadline, &target, write, the_writes);
+    Ok((etcd.version.clone(), phase))
 }

@@ -71,24 +71,49 @@ fn reference_side_by_side_with_a_short_ladder() {
     assert!(r["ratio_ours_over_reference"].as_f64().unwrap() > 0.0);
 }
 
+/// 10 subscribers, 5 writes at 20/s: 50 deliveries.
+const SMALL_SUBSCRIBE: [&str; 7] = [
+    "subscribe",
+    "--subscribers",
+    "10",
+    "--writes",
+    "5",
+    "--write-rate",
+    "20",
+];
+
 #[test]
 fn subscribe_loses_nothing() {
     let out = tempfile::tempdir().unwrap();
-    let r = run(
-        out.path(),
-        &[
-            "subscribe",
-            "--subscribers",
-            "10",
-            "--writes",
-            "5",
-            "--write-rate",
-            "20",
-        ],
-    );
+    let r = run(out.path(), &SMALL_SUBSCRIBE);
     assert_eq!(r["lost"], 0);
     assert_eq!(r["duplicated"], 0);
     assert_eq!(r["sent_to_delivered"]["count"], 50);
+}
+
+#[test]
+fn subscribe_pinned_in_a_child_process_reports_server_cpu() {
+    let out = tempfile::tempdir().unwrap();
+    let last_cpu = (std::thread::available_parallelism().map_or(1, |n| n.get()) - 1).to_string();
+    let mut args = SMALL_SUBSCRIBE.to_vec();
+    args.extend(["--server-cpus", "0", "--subscriber-cpus", &last_cpu]);
+    let r = run(out.path(), &args);
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["duplicated"], 0, "{r}");
+    assert_eq!(r["acked_to_delivered"]["count"], 50, "{r}");
+    assert_eq!(r["server_cpus"], "0", "{r}");
+    assert!(
+        r["cost"]["server_cpu_us_per_delivery"].as_f64().unwrap() >= 0.0,
+        "{r}"
+    );
+    // etcd runs beside it only where it is installed; otherwise the report says why.
+    if r["etcd"]["skipped"].is_string() {
+        println!("etcd side-by-side skipped: {}", r["etcd"]["skipped"]);
+    } else {
+        assert_eq!(r["etcd"]["lost"], 0, "{r}");
+        assert_eq!(r["etcd"]["acked_to_delivered"]["count"], 50, "{r}");
+        assert!(r["etcd"]["version"].is_string(), "{r}");
+    }
 }
 
 #[test]
