@@ -5,6 +5,7 @@ mod api;
 mod client;
 mod cluster;
 mod cluster_support;
+mod ctl;
 mod data_node;
 mod durability;
 mod failover;
