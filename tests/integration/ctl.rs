@@ -131,6 +131,10 @@ fn ctl_runs_every_command_with_script_friendly_exit_codes() {
     ctl_code(&eps, &["shard", "progress", &s0, "50"], 0);
     let migrating = ctl_json(&eps, &["shards", &s0]);
     assert_eq!(migrating["shard"]["migration"]["percent"], 50, "{migrating}");
+    let early = ctl(&eps, &["shard", "complete", &s0]);
+    assert_eq!(early.status.code(), Some(1), "{early:?}");
+    assert!(String::from_utf8_lossy(&early.stderr).contains("100%"), "{early:?}");
+    ctl_code(&eps, &["shard", "progress", &s0, "100"], 0);
     ctl_code(&eps, &["shard", "complete", &s0], 0);
 
     // A batch file: two operations, one version.
@@ -149,12 +153,16 @@ fn ctl_runs_every_command_with_script_friendly_exit_codes() {
     ctl_code(&eps, &["nodes", "d7"], 0);
 
     // Events and a bounded watch from the start.
-    let events = ctl_json(&eps, &["events", "--since", "0", "--limit", "3"]);
-    assert_eq!(events["events"].as_array().unwrap().len(), 3, "{events}");
+    // The limit counts versions (whole change sets); the bootstrap is version 1.
+    let events = ctl_json(&eps, &["events", "--since", "0", "--limit", "1"]);
+    let page = events["events"].as_array().unwrap();
+    assert!(page.len() >= 3 && page.iter().all(|e| e["version"] == 1), "{events}");
+    assert_eq!(events["hasMore"], true, "{events}");
+    assert!(ctl_code(&eps, &["events", "--since", "0"], 0).contains("1 ShardAdd"));
     let watched = ctl_code(&eps, &["-o", "json", "watch", "--since", "0", "--max-events", "3"], 0);
     let lines: Vec<Value> = watched.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3, "{watched}");
-    assert_eq!(lines, events["events"].as_array().unwrap().clone());
+    assert_eq!(lines, page[..3].to_vec());
     let typed = ctl_code(&eps, &["watch", "--since", "0", "--types", "NodeLeave", "--max-events", "1"], 0);
     assert!(typed.contains("NodeLeave") && typed.contains("d5"), "{typed}");
     let quiet = ctl_code(&eps, &["watch", "--for", "1s"], 0);
@@ -230,7 +238,7 @@ fn watch_moves_on_when_its_server_is_killed_and_prints_every_version_once() {
         })
     };
     let mut seen = Vec::new();
-    let mut take_until = |version: u64, seen: &mut Vec<u64>| {
+    let take_until = |version: u64, seen: &mut Vec<u64>| {
         let deadline = Instant::now() + WAIT;
         while seen.last().is_none_or(|v| *v < version) {
             let left = deadline.saturating_duration_since(Instant::now());
