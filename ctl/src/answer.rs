@@ -23,9 +23,8 @@ pub fn decode<T: DeserializeOwned>(reply: &Reply) -> Result<Answer<T>> {
     if !(200..300).contains(&reply.status) {
         return Err(refusal(reply));
     }
-    let json: Value = serde_json::from_slice(&reply.body).map_err(|e| {
-        CtlError::refused(format!("the server's answer is not JSON ({e})"))
-    })?;
+    let json: Value = serde_json::from_slice(&reply.body)
+        .map_err(|e| CtlError::refused(format!("the server's answer is not JSON ({e})")))?;
     let envelope: Envelope<'static, T> = serde_json::from_value(json.clone()).map_err(|e| {
         CtlError::refused(format!("the server's answer has an unexpected shape ({e})"))
     })?;

@@ -12,7 +12,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(after_help = "Exit codes: 0 ok, 1 refused by the server, 2 usage, 3 no server answered.")]
 pub struct Cli {
     /// Client addresses of the servers (host:port), tried in order on failure.
-    #[arg(long, global = true, value_delimiter = ',', default_value = "127.0.0.1:7070")]
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7070"
+    )]
     pub endpoints: Vec<String>,
     /// File holding the bearer token for writes (overrides CONCORD_TOKEN).
     #[arg(long, global = true, value_name = "FILE")]

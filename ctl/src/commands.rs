@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use concord_api::{
-    BatchBody, BootstrapBody, ClusterAnswer, EmptyBody, EventsPage, HealthRoundResults,
-    MergeBody, MigrationBody, NoPayload, NodeList, NodeSpec, OneNode, OneShard, ProgressBody,
-    PutNodeBody, ShardList, SplitBody, UpdateShardBody, VersionInfo,
+    BatchBody, BootstrapBody, ClusterAnswer, EmptyBody, EventsPage, HealthRoundResults, MergeBody,
+    MigrationBody, NoPayload, NodeList, NodeSpec, OneNode, OneShard, ProgressBody, PutNodeBody,
+    ShardList, SplitBody, UpdateShardBody, VersionInfo,
 };
 use concord_model::{check_id, HashPoint};
 use serde_json::json;
@@ -71,7 +71,11 @@ pub fn run(cli: &Cli, t: &Transport) -> Result<()> {
                 shard_count: *shards,
                 replication_factor: *replication,
             };
-            write(cli, t, Request::write("POST", "/api/topology/bootstrap", &body))
+            write(
+                cli,
+                t,
+                Request::write("POST", "/api/topology/bootstrap", &body),
+            )
         }
         Command::Batch { file } => {
             let text = std::fs::read_to_string(file)
@@ -98,7 +102,10 @@ pub fn run(cli: &Cli, t: &Transport) -> Result<()> {
                     println!("{}", crate::watch::event_line(event));
                 }
                 if a.envelope.payload.has_more {
-                    println!("(more events follow; ask again with --since {})", last_version(&a));
+                    println!(
+                        "(more events follow; ask again with --since {})",
+                        last_version(&a)
+                    );
                 }
             });
             Ok(())
@@ -149,7 +156,9 @@ fn node(cli: &Cli, t: &Transport, cmd: &NodeCommand) -> Result<()> {
                 .iter()
                 .map(|l| match l.split_once('=') {
                     Some((k, v)) => Ok((k.to_string(), v.to_string())),
-                    None => Err(CtlError::Usage(format!("--label {l:?}: expected key=value"))),
+                    None => Err(CtlError::Usage(format!(
+                        "--label {l:?}: expected key=value"
+                    ))),
                 })
                 .collect::<Result<BTreeMap<_, _>>>()?;
             let body = PutNodeBody {
@@ -236,7 +245,9 @@ fn health_round(cli: &Cli, t: &Transport, node: Option<&str>) -> Result<()> {
     emit(cli.output, &a.json, || {
         println!("{}: version {}", a.envelope.message, a.envelope.version);
         render::table(
-            &["NODE", "PROBE", "PASSED", "HEALTH", "WAS", "FAILURES", "ERROR"],
+            &[
+                "NODE", "PROBE", "PASSED", "HEALTH", "WAS", "FAILURES", "ERROR",
+            ],
             a.envelope.payload.results.iter().map(|r| {
                 vec![
                     r.node_id.clone(),

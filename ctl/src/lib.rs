@@ -52,11 +52,14 @@ fn run(cli: &Cli) -> Result<()> {
     let endpoints = cli
         .endpoints
         .iter()
-        .map(|e| Endpoint::parse(e).map_err(|why| CtlError::Usage(format!("--endpoints {e:?}: {why}"))))
+        .map(|e| {
+            Endpoint::parse(e).map_err(|why| CtlError::Usage(format!("--endpoints {e:?}: {why}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     if endpoints.iter().any(|e| e.tls) {
         return Err(CtlError::Usage(
-            "https:// endpoints are not supported by ctl yet; use the servers' plain client port".into(),
+            "https:// endpoints are not supported by ctl yet; use the servers' plain client port"
+                .into(),
         ));
     }
     let token = token(cli.token_file.as_deref())?;
@@ -67,9 +70,8 @@ fn run(cli: &Cli) -> Result<()> {
 /// The bearer token: `--token-file`, else `CONCORD_TOKEN`, else none.
 fn token(file: Option<&Path>) -> Result<Option<String>> {
     let text = match file {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| {
-            CtlError::Usage(format!("--token-file {}: {e}", path.display()))
-        })?,
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| CtlError::Usage(format!("--token-file {}: {e}", path.display())))?,
         None => match std::env::var("CONCORD_TOKEN") {
             Ok(t) => t,
             Err(_) => return Ok(None),

@@ -44,7 +44,15 @@ pub fn or_dash<T: ToString>(value: Option<T>) -> String {
 
 pub fn shards(list: &[ShardInfo]) {
     table(
-        &["SHARD", "RANGE", "PRIMARY", "REPLICAS", "STATUS", "EPOCH", "MIGRATION"],
+        &[
+            "SHARD",
+            "RANGE",
+            "PRIMARY",
+            "REPLICAS",
+            "STATUS",
+            "EPOCH",
+            "MIGRATION",
+        ],
         list.iter().map(|s| {
             vec![
                 s.shard_id.clone(),
@@ -83,8 +91,14 @@ pub fn nodes(list: &[NodeStatus]) {
 /// The cluster summary and its members.
 pub fn cluster(status: &ClusterStatus, version: u64, config_hash: &str) {
     fields(&[
-        ("answered by", format!("node {} ({})", status.node_id, status.state)),
-        ("leader", or_dash(status.leader.map(|l| format!("node {l}")))),
+        (
+            "answered by",
+            format!("node {} ({})", status.node_id, status.state),
+        ),
+        (
+            "leader",
+            or_dash(status.leader.map(|l| format!("node {l}"))),
+        ),
         ("term", status.term.to_string()),
         ("committed", or_dash(status.committed_index)),
         ("applied", or_dash(status.applied_index)),
@@ -100,7 +114,12 @@ pub fn cluster(status: &ClusterStatus, version: u64, config_hash: &str) {
                 m.address.clone(),
                 format!("{:?}", m.role).to_lowercase(),
                 or_dash(m.matched_index),
-                if status.leader == Some(m.node_id) { "*" } else { "" }.to_string(),
+                if status.leader == Some(m.node_id) {
+                    "*"
+                } else {
+                    ""
+                }
+                .to_string(),
             ]
         }),
     );

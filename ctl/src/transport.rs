@@ -34,7 +34,11 @@ impl Request {
     }
 
     /// A write with a JSON body (`serde_json` never fails on the API's types).
-    pub fn write(method: &'static str, target: impl Into<String>, body: &impl serde::Serialize) -> Request {
+    pub fn write(
+        method: &'static str,
+        target: impl Into<String>,
+        body: &impl serde::Serialize,
+    ) -> Request {
         Request {
             method,
             target: target.into(),
@@ -163,7 +167,13 @@ impl Transport {
         if let Some(tag) = &tag {
             headers.push(("If-Match", tag));
         }
-        let opened = self.open(endpoint, req.method, &req.target, req.body.as_deref(), &headers)?;
+        let opened = self.open(
+            endpoint,
+            req.method,
+            &req.target,
+            req.body.as_deref(),
+            &headers,
+        )?;
         self.finish(endpoint, opened).map_err(NoAnswer::Lost)
     }
 
@@ -217,7 +227,11 @@ impl Transport {
                     version,
                 });
             }
-            if self.wait(&mut conn, &mut idle_since).map_err(NoAnswer::Lost)? == Read::Eof {
+            if self
+                .wait(&mut conn, &mut idle_since)
+                .map_err(NoAnswer::Lost)?
+                == Read::Eof
+            {
                 return Err(NoAnswer::Lost(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the server closed the connection without answering",

@@ -117,7 +117,10 @@ fn open(
     last: Option<u64>,
 ) -> std::result::Result<std::result::Result<Opened, Reply>, std::io::Error> {
     let last = last.map(|v| v.to_string());
-    let mut headers = vec![("Accept", "text/event-stream"), ("Cache-Control", "no-cache")];
+    let mut headers = vec![
+        ("Accept", "text/event-stream"),
+        ("Cache-Control", "no-cache"),
+    ];
     if let Some(last) = &last {
         headers.push(("Last-Event-ID", last));
     }
@@ -182,7 +185,10 @@ impl Watch<'_> {
 
     /// Buffers an event; prints its change set once the set is complete (`id:`).
     fn on_event(&mut self, event: SseEvent) {
-        let id = event.id.as_deref().and_then(|id| id.trim().parse::<u64>().ok());
+        let id = event
+            .id
+            .as_deref()
+            .and_then(|id| id.trim().parse::<u64>().ok());
         match event.event.as_str() {
             // A whole snapshot (the resume point was older than the history).
             "Reset" => {

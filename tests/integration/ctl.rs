@@ -43,8 +43,14 @@ fn ctl_code(eps: &str, args: &[&str], code: i32) -> String {
         "ctl {args:?}: stdout {stdout} stderr {stderr}"
     );
     if code != 0 {
-        assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{stderr}");
-        assert!(!stderr.trim().is_empty(), "ctl {args:?} failed without a reason");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.trim().is_empty(),
+            "ctl {args:?} failed without a reason"
+        );
     }
     stdout
 }
@@ -54,7 +60,8 @@ fn ctl_json(eps: &str, args: &[&str]) -> Value {
     let mut all = vec!["-o", "json"];
     all.extend_from_slice(args);
     let stdout = ctl_code(eps, &all, 0);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("ctl {args:?}: not JSON ({e}): {stdout}"))
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("ctl {args:?}: not JSON ({e}): {stdout}"))
 }
 
 fn voters(status: &Value) -> Vec<u64> {
@@ -80,7 +87,11 @@ fn ctl_runs_every_command_with_script_friendly_exit_codes() {
     let text = ctl_code(&eps, &["status"], 0);
     assert!(text.contains(&format!("node {leader}")), "{text}");
     let status = ctl_json(&eps, &["status"]);
-    assert_eq!(status["cluster"]["leader"].as_u64(), Some(leader), "{status}");
+    assert_eq!(
+        status["cluster"]["leader"].as_u64(),
+        Some(leader),
+        "{status}"
+    );
     assert_eq!(voters(&status), vec![1, 2, 3]);
 
     // Bootstrap, then reads.
@@ -101,39 +112,98 @@ fn ctl_runs_every_command_with_script_friendly_exit_codes() {
     let shards = ctl_json(&eps, &["shards"]);
     assert_eq!(shards["shards"].as_array().unwrap().len(), 4, "{shards}");
     let s0 = shards["shards"][0]["shardId"].as_str().unwrap().to_string();
-    let primary = shards["shards"][0]["primaryNode"].as_str().unwrap().to_string();
-    let replica = shards["shards"][0]["replicaNodes"][0].as_str().unwrap().to_string();
+    let primary = shards["shards"][0]["primaryNode"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let replica = shards["shards"][0]["replicaNodes"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(ctl_code(&eps, &["shards"], 0).contains(&s0));
-    assert_eq!(ctl_json(&eps, &["shards", &s0])["shard"]["shardId"], s0.as_str());
+    assert_eq!(
+        ctl_json(&eps, &["shards", &s0])["shard"]["shardId"],
+        s0.as_str()
+    );
     assert!(ctl_code(&eps, &["nodes"], 0).contains("d3"));
     assert_eq!(ctl_json(&eps, &["nodes", "d1"])["node"]["nodeId"], "d1");
 
     // Node writes, with labels and If-Match.
-    ctl_code(&eps, &["node", "put", "d4", "--address", "127.0.0.1:9004", "--label", "zone=a"], 0);
-    assert_eq!(ctl_json(&eps, &["nodes", "d4"])["node"]["labels"]["zone"], "a");
-    let stale = ctl(&eps, &["--if-match", "1", "node", "put", "d5", "--address", "127.0.0.1:9005"]);
+    ctl_code(
+        &eps,
+        &[
+            "node",
+            "put",
+            "d4",
+            "--address",
+            "127.0.0.1:9004",
+            "--label",
+            "zone=a",
+        ],
+        0,
+    );
+    assert_eq!(
+        ctl_json(&eps, &["nodes", "d4"])["node"]["labels"]["zone"],
+        "a"
+    );
+    let stale = ctl(
+        &eps,
+        &[
+            "--if-match",
+            "1",
+            "node",
+            "put",
+            "d5",
+            "--address",
+            "127.0.0.1:9005",
+        ],
+    );
     assert_eq!(stale.status.code(), Some(1), "{stale:?}");
     let version = ctl_json(&eps, &["status"])["version"].as_u64().unwrap();
     let v = version.to_string();
-    let put = ctl_json(&eps, &["--if-match", &v, "node", "put", "d5", "--address", "127.0.0.1:9005"]);
+    let put = ctl_json(
+        &eps,
+        &[
+            "--if-match",
+            &v,
+            "node",
+            "put",
+            "d5",
+            "--address",
+            "127.0.0.1:9005",
+        ],
+    );
     assert_eq!(put["version"].as_u64(), Some(version + 1), "{put}");
     ctl_code(&eps, &["node", "remove", "d5"], 0);
     assert_eq!(ctl(&eps, &["nodes", "d5"]).status.code(), Some(1));
 
     // Shard writes.
     ctl_code(&eps, &["shard", "move", &s0, "--primary", &replica], 0);
-    assert_eq!(ctl_json(&eps, &["shards", &s0])["shard"]["primaryNode"], replica.as_str());
+    assert_eq!(
+        ctl_json(&eps, &["shards", &s0])["shard"]["primaryNode"],
+        replica.as_str()
+    );
     ctl_code(&eps, &["shard", "split", &s0, "--new-id", "s0-upper"], 0);
     ctl_code(&eps, &["shards", "s0-upper"], 0);
     ctl_code(&eps, &["shard", "merge", &s0, "--with", "s0-upper"], 0);
     assert_eq!(ctl(&eps, &["shards", "s0-upper"]).status.code(), Some(1));
-    ctl_code(&eps, &["shard", "migrate", &s0, "--from", &primary, "--to", "d4"], 0);
+    ctl_code(
+        &eps,
+        &["shard", "migrate", &s0, "--from", &primary, "--to", "d4"],
+        0,
+    );
     ctl_code(&eps, &["shard", "progress", &s0, "50"], 0);
     let migrating = ctl_json(&eps, &["shards", &s0]);
-    assert_eq!(migrating["shard"]["migration"]["percent"], 50, "{migrating}");
+    assert_eq!(
+        migrating["shard"]["migration"]["percent"], 50,
+        "{migrating}"
+    );
     let early = ctl(&eps, &["shard", "complete", &s0]);
     assert_eq!(early.status.code(), Some(1), "{early:?}");
-    assert!(String::from_utf8_lossy(&early.stderr).contains("100%"), "{early:?}");
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains("100%"),
+        "{early:?}"
+    );
     ctl_code(&eps, &["shard", "progress", &s0, "100"], 0);
     ctl_code(&eps, &["shard", "complete", &s0], 0);
 
@@ -156,15 +226,40 @@ fn ctl_runs_every_command_with_script_friendly_exit_codes() {
     // The limit counts versions (whole change sets); the bootstrap is version 1.
     let events = ctl_json(&eps, &["events", "--since", "0", "--limit", "1"]);
     let page = events["events"].as_array().unwrap();
-    assert!(page.len() >= 3 && page.iter().all(|e| e["version"] == 1), "{events}");
+    assert!(
+        page.len() >= 3 && page.iter().all(|e| e["version"] == 1),
+        "{events}"
+    );
     assert_eq!(events["hasMore"], true, "{events}");
     assert!(ctl_code(&eps, &["events", "--since", "0"], 0).contains("1 ShardAdd"));
-    let watched = ctl_code(&eps, &["-o", "json", "watch", "--since", "0", "--max-events", "3"], 0);
-    let lines: Vec<Value> = watched.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let watched = ctl_code(
+        &eps,
+        &["-o", "json", "watch", "--since", "0", "--max-events", "3"],
+        0,
+    );
+    let lines: Vec<Value> = watched
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3, "{watched}");
     assert_eq!(lines, page[..3].to_vec());
-    let typed = ctl_code(&eps, &["watch", "--since", "0", "--types", "NodeLeave", "--max-events", "1"], 0);
-    assert!(typed.contains("NodeLeave") && typed.contains("d5"), "{typed}");
+    let typed = ctl_code(
+        &eps,
+        &[
+            "watch",
+            "--since",
+            "0",
+            "--types",
+            "NodeLeave",
+            "--max-events",
+            "1",
+        ],
+        0,
+    );
+    assert!(
+        typed.contains("NodeLeave") && typed.contains("d5"),
+        "{typed}"
+    );
     let quiet = ctl_code(&eps, &["watch", "--for", "1s"], 0);
     assert!(quiet.is_empty(), "{quiet}");
 
@@ -176,20 +271,33 @@ fn ctl_runs_every_command_with_script_friendly_exit_codes() {
     // Membership: a follower first in --endpoints, so 421 is followed to the leader.
     let joining = cluster.start_joining(4).advertised.to_string();
     let feps = endpoints(&cluster, &[follower, leader]);
-    ctl_code(&feps, &["members", "add-learner", "4", &joining, "--wait"], 0);
+    ctl_code(
+        &feps,
+        &["members", "add-learner", "4", &joining, "--wait"],
+        0,
+    );
     let promoted = ctl_json(&feps, &["members", "promote", "4"]);
     assert_eq!(voters(&promoted), vec![1, 2, 3, 4], "{promoted}");
     let removed = ctl_json(&feps, &["members", "remove", "4"]);
     assert_eq!(voters(&removed), vec![1, 2, 3], "{removed}");
     // Only a follower listed: it names the leader, and ctl says so.
-    let alone = ctl(&endpoints(&cluster, &[follower]), &["members", "remove", "3"]);
+    let alone = ctl(
+        &endpoints(&cluster, &[follower]),
+        &["members", "remove", "3"],
+    );
     assert_eq!(alone.status.code(), Some(1), "{alone:?}");
-    assert!(String::from_utf8_lossy(&alone.stderr).contains("leader"), "{alone:?}");
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("leader"),
+        "{alone:?}"
+    );
 
     // Refused (server's message), usage, unreachable.
     let missing = ctl(&eps, &["shards", "no-such-shard"]);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("no-such-shard"), "{missing:?}");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("no-such-shard"),
+        "{missing:?}"
+    );
     ctl_code(&eps, &["shard", "progress", &s0, "lots"], 2);
     ctl_code(&eps, &["nodes", "bad/id"], 2);
     ctl_code(&eps, &["frobnicate"], 2);
