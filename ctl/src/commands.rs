@@ -9,6 +9,7 @@ use concord_api::{
     ShardList, SplitBody, UpdateShardBody, VersionInfo,
 };
 use concord_model::{check_id, HashPoint};
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::answer::{call, Answer};
@@ -22,30 +23,26 @@ pub fn run(cli: &Cli, t: &Transport) -> Result<()> {
     match &cli.command {
         Command::Status => status(t, out),
         Command::Shards { id: None } => {
-            let a: Answer<ShardList> = call(t, &Request::get("/api/topology/shards"))?;
-            emit(out, &a.json, || render::shards(&a.envelope.payload.shards));
-            Ok(())
+            show(t, out, "/api/topology/shards".into(), |a: &ShardList| {
+                render::shards(&a.shards)
+            })
         }
         Command::Shards { id: Some(id) } => {
             let target = format!("/api/topology/shards?shardId={}", valid(id)?);
-            let a: Answer<OneShard> = call(t, &Request::get(target))?;
-            emit(out, &a.json, || {
-                render::shards(std::slice::from_ref(&a.envelope.payload.shard))
-            });
-            Ok(())
+            show(t, out, target, |a: &OneShard| {
+                render::shards(std::slice::from_ref(&a.shard))
+            })
         }
         Command::Nodes { id: None } => {
-            let a: Answer<NodeList> = call(t, &Request::get("/api/topology/nodes"))?;
-            emit(out, &a.json, || render::nodes(&a.envelope.payload.nodes));
-            Ok(())
+            show(t, out, "/api/topology/nodes".into(), |a: &NodeList| {
+                render::nodes(&a.nodes)
+            })
         }
         Command::Nodes { id: Some(id) } => {
             let target = format!("/api/topology/nodes?nodeId={}", valid(id)?);
-            let a: Answer<OneNode> = call(t, &Request::get(target))?;
-            emit(out, &a.json, || {
-                render::nodes(std::slice::from_ref(&a.envelope.payload.node))
-            });
-            Ok(())
+            show(t, out, target, |a: &OneNode| {
+                render::nodes(std::slice::from_ref(&a.node))
+            })
         }
         Command::Node(cmd) => node(cli, t, cmd),
         Command::Shard(cmd) => shard(cli, t, cmd),
@@ -111,6 +108,18 @@ pub fn run(cli: &Cli, t: &Transport) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A read: `-o json` prints the answer, else `table` renders its payload.
+fn show<T: DeserializeOwned>(
+    t: &Transport,
+    out: Output,
+    target: String,
+    table: impl FnOnce(&T),
+) -> Result<()> {
+    let a: Answer<T> = call(t, &Request::get(target))?;
+    emit(out, &a.json, || table(&a.envelope.payload));
+    Ok(())
 }
 
 fn last_version(a: &Answer<EventsPage>) -> u64 {

@@ -64,16 +64,9 @@ fn ctl_json(eps: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("ctl {args:?}: not JSON ({e}): {stdout}"))
 }
 
-fn voters(status: &Value) -> Vec<u64> {
-    let mut ids: Vec<u64> = status["cluster"]["members"]
-        .as_array()
-        .expect("members")
-        .iter()
-        .filter(|m| m["role"] == "voter")
-        .map(|m| m["nodeId"].as_u64().unwrap())
-        .collect();
-    ids.sort_unstable();
-    ids
+/// The voters of a `status`/membership answer (`{"cluster": {...}}`).
+fn voters(answer: &Value) -> Vec<u64> {
+    crate::cluster::voters(&answer["cluster"])
 }
 
 #[test]
@@ -260,6 +253,7 @@ fn ctl_runs_every_command_with_script_friendly_exit_codes() {
         typed.contains("NodeLeave") && typed.contains("d5"),
         "{typed}"
     );
+    ctl_code(&eps, &["watch", "--types", "NoSuchType", "--for", "5s"], 1);
     let quiet = ctl_code(&eps, &["watch", "--for", "1s"], 0);
     assert!(quiet.is_empty(), "{quiet}");
 
