@@ -182,3 +182,47 @@ pub enum HealthCommand {
     /// Run a health round now, on every node or one.
     Run { node: Option<String> },
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_anywhere_and_lists_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "ctl",
+            "shard",
+            "move",
+            "s1",
+            "--primary",
+            "n1",
+            "--replicas",
+            "n2,n3",
+            "-o",
+            "json",
+            "--endpoints",
+            "a:1,b:2",
+            "--timeout",
+            "3s",
+        ])
+        .unwrap();
+        assert_eq!(cli.endpoints, ["a:1", "b:2"]);
+        assert_eq!(cli.output, Output::Json);
+        assert_eq!(cli.timeout, Duration::from_secs(3));
+        match cli.command {
+            Command::Shard(ShardCommand::Move { replicas, .. }) => {
+                assert_eq!(replicas.unwrap(), ["n2", "n3"])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["ctl", "shard", "progress", "s1", "x"]).is_err());
+        assert!(Cli::try_parse_from(["ctl", "members", "promote"]).is_err());
+    }
+}

@@ -226,3 +226,26 @@ impl Watch<'_> {
         self.printed += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use concord_api::EventType;
+
+    use super::*;
+
+    #[test]
+    fn an_event_line_names_the_version_type_and_subject() {
+        let mut e = TopologyEvent {
+            event_type: EventType::ShardMove,
+            version: 7,
+            timestamp: 0,
+            node_id: None,
+            shard_id: Some("s1".into()),
+            old_value: None,
+            new_value: None,
+        };
+        assert_eq!(event_line(&e), "7 ShardMove shard=s1");
+        e.shard_id = None;
+        assert_eq!(event_line(&e), "7 ShardMove");
+    }
+}
