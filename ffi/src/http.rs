@@ -220,8 +220,21 @@ impl Conn {
         target: &str,
         headers: &[(&str, &str)],
     ) -> io::Result<()> {
+        self.send_request(ep, "GET", target, headers, None)
+    }
+
+    /// Sends any request; a `body` goes out with its `Content-Length` (so a POST
+    /// with an empty body says so).
+    pub fn send_request(
+        &mut self,
+        ep: &Endpoint,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> io::Result<()> {
         let mut req = format!(
-            "GET {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: concordkv-topology/{}\r\n",
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: concordkv-topology/{}\r\n",
             ep.authority,
             env!("CARGO_PKG_VERSION")
         );
@@ -231,8 +244,13 @@ impl Conn {
             req.push_str(value);
             req.push_str("\r\n");
         }
+        if let Some(body) = body {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
         req.push_str("\r\n");
-        self.stream.write_all(req.as_bytes())?;
+        let mut req = req.into_bytes();
+        req.extend_from_slice(body.unwrap_or_default());
+        self.stream.write_all(&req)?;
         // TLS may hold back what it could not hand to the socket yet.
         self.stream.flush()
     }

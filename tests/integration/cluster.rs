@@ -15,7 +15,7 @@ use crate::cluster_support::{data_nodes, join_versions, linearizable_version, pu
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn voters(status: &Value) -> Vec<u64> {
+pub(crate) fn voters(status: &Value) -> Vec<u64> {
     let mut ids: Vec<u64> = status["members"]
         .as_array()
         .expect("members")

@@ -6,6 +6,7 @@ mod auth;
 mod client;
 mod cluster;
 mod cluster_support;
+mod ctl;
 mod data_node;
 mod durability;
 mod fail_loudly;
