@@ -131,7 +131,10 @@ fn a_server_that_cannot_become_ready_says_why_in_its_log() {
     let log = temp.path().join("server.log");
     let mut args = serve_args(7, client, free_addr(), &temp.path().join("data"), 1);
     args.push("--join".into());
-    let mut server = TopoProcess::new(server_binary(), args).stderr(Stderr::File(log.clone()));
+    // A joining server needs the cluster's peer secret to start at all.
+    let mut server = TopoProcess::new(server_binary(), args)
+        .env("CONCORD_PEER_SECRET", crate::cluster_support::PEER_SECRET)
+        .stderr(Stderr::File(log.clone()));
     server.spawn();
     server.wait_until(Duration::from_secs(30), "/healthz answers 200", || {
         answers_200(client, "/healthz")
