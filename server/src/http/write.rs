@@ -218,6 +218,42 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
+    /// Fuzz target: any request body on any write route is refused with a message or
+    /// turned into operations that survive the JSON round trip a change set makes.
+    /// `BOLERO_RANDOM_TEST_TIME_MS=120000` runs it longer.
+    #[test]
+    fn arbitrary_bodies_are_refused_or_become_operations() {
+        let routes = [
+            WriteRoute::PutNode("n1"),
+            WriteRoute::DeleteNode("n1"),
+            WriteRoute::CreateShard,
+            WriteRoute::UpdateShard("s1"),
+            WriteRoute::DeleteShard("s1"),
+            WriteRoute::Split("s1"),
+            WriteRoute::Merge("s1"),
+            WriteRoute::StartMigration("s1"),
+            WriteRoute::MigrationProgress("s1"),
+            WriteRoute::CompleteMigration("s1"),
+            WriteRoute::Bootstrap,
+            WriteRoute::Batch,
+        ];
+        bolero::check!()
+            .with_type::<Vec<u8>>()
+            .for_each(|bytes: &Vec<u8>| {
+                for route in routes {
+                    match operations(route, &mut bytes.clone()) {
+                        Ok(ops) => {
+                            let json = serde_json::to_vec(&ops).expect("operations serialize");
+                            let back: Vec<Operation> =
+                                serde_json::from_slice(&json).expect("and parse back");
+                            assert_eq!(back, ops);
+                        }
+                        Err(message) => assert!(!message.is_empty()),
+                    }
+                }
+            });
+    }
+
     #[test]
     fn if_match_forms() {
         let mut h = HeaderMap::new();

@@ -29,6 +29,8 @@ pub mod log_store;
 pub mod membership;
 pub mod network;
 pub mod peer_client;
+#[cfg(test)]
+mod peer_fuzz;
 pub mod peer_guard;
 pub mod peer_server;
 pub mod recovery;
