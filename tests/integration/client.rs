@@ -5,7 +5,7 @@
 //! hash.
 
 mod failover;
-mod native;
+pub(crate) mod native;
 mod python;
 mod rust_api;
 

@@ -427,3 +427,56 @@ fn unusable_certificate_files_stop_the_server_naming_the_key() {
         assert!(log.contains(key), "{args:?} names {key}: {log}");
     }
 }
+
+#[test]
+fn the_c_example_routes_keys_over_https_with_its_ca_file() {
+    use crate::client::native::{compile, Lang};
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let ca = Ca::new(dir, "ca");
+    let server_id = ca.issue("server");
+    let config = config_file(dir);
+    let args = path_args(&[
+        ("--config", &config),
+        ("--tls-cert", &server_id.cert_file),
+        ("--tls-key", &server_id.key_file),
+    ]);
+    let mut server = spawn(1, dir, free_addr(), &args);
+    let trusted = client_config(&ca.cert_file, None);
+    let addr = server.client;
+    server
+        .process
+        .wait_until(WAIT, "/readyz answers 200 over https", || {
+            https(addr, &trusted, "GET", "/readyz", b"").is_ok_and(|r| r.status == 200)
+        });
+    let bootstrap = br#"{"nodes":[{"nodeId":"n1","address":"127.0.0.1:9001"}],"shardCount":4,"replicationFactor":1}"#;
+    let r = https(addr, &trusted, "POST", "/api/topology/bootstrap", bootstrap).expect("bootstrap");
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let program = compile(Lang::C, "bindings/examples/route.c", false, dir);
+    let url = format!("https://{addr}");
+    let run = |ca_file: &Path| {
+        std::process::Command::new(&program)
+            .args(["-w", "1", "--cacert"])
+            .arg(ca_file)
+            .args([url.as_str(), "user:1"])
+            .output()
+            .expect("route runs")
+    };
+    let out = run(&ca.cert_file);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("user:1 -> shard-"), "{text}");
+    // Another CA's certificate is not trusted: no route, a non-zero exit.
+    let foreign = Ca::new(dir, "foreign");
+    let out = run(&foreign.cert_file);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -16,13 +16,13 @@ use crate::support::Server;
 const KEYS: [&str; 5] = ["user:1", "user:2", "order:77", "a", "zebra"];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Lang {
+pub(crate) enum Lang {
     C,
     Cpp,
 }
 
 /// Compiles `source` into a temp dir; `sanitize` adds ASan + UBSan.
-fn compile(lang: Lang, source: &str, sanitize: bool, out_dir: &Path) -> PathBuf {
+pub(crate) fn compile(lang: Lang, source: &str, sanitize: bool, out_dir: &Path) -> PathBuf {
     let root = repo_root();
     let lib = lib_dir();
     let (compiler, std) = match lang {
