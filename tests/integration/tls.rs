@@ -328,7 +328,50 @@ fn a_cluster_with_peer_mtls_serves_https_forwards_writes_and_refuses_foreign_pee
         assert_eq!(r.status, 400);
         assert!(r.text().contains("https://"), "{}", r.text());
     }
+
+    // The C example routes keys against the cluster over https://, trusting its CA,
+    // and refuses the cluster when given another CA.
+    let shard = br#"{"shardId":"s1","keyRange":{"start":"0000000000000000","end":""},"primaryNode":"tls-node"}"#;
+    let r = https(
+        follower.client,
+        &client,
+        "POST",
+        "/api/topology/shards",
+        shard,
+    )
+    .expect("shard");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let urls: Vec<String> = servers
+        .iter()
+        .map(|s| format!("https://{}", s.client))
+        .collect();
+    let routed = route_example(dir, &urls.join(","), &ca.cert_file);
+    let text = String::from_utf8_lossy(&routed.stdout);
+    assert!(
+        routed.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&routed.stderr)
+    );
+    assert!(text.contains("user:1 -> s1"), "{text}");
+    let refused = route_example(dir, &urls.join(","), &rogue_ca.cert_file);
+    assert!(
+        !refused.status.success(),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
     assert!(servers.iter().all(|s| s.process.is_running()));
+}
+
+/// Runs `bindings/examples/route.c` (compiled into `dir`) on `servers` with `--cacert`.
+fn route_example(dir: &Path, servers: &str, ca_file: &Path) -> std::process::Output {
+    use crate::client::native::{compile, Lang};
+    let program = compile(Lang::C, "bindings/examples/route.c", false, dir);
+    std::process::Command::new(&program)
+        .args(["-w", "1", "--cacert"])
+        .arg(ca_file)
+        .args([servers, "user:1"])
+        .output()
+        .expect("the example runs")
 }
 
 #[test]
@@ -426,57 +469,4 @@ fn unusable_certificate_files_stop_the_server_naming_the_key() {
         assert_eq!(status.code(), Some(2), "{args:?}: {log}");
         assert!(log.contains(key), "{args:?} names {key}: {log}");
     }
-}
-
-#[test]
-fn the_c_example_routes_keys_over_https_with_its_ca_file() {
-    use crate::client::native::{compile, Lang};
-    let temp = tempfile::tempdir().expect("temp dir");
-    let dir = temp.path();
-    let ca = Ca::new(dir, "ca");
-    let server_id = ca.issue("server");
-    let config = config_file(dir);
-    let args = path_args(&[
-        ("--config", &config),
-        ("--tls-cert", &server_id.cert_file),
-        ("--tls-key", &server_id.key_file),
-    ]);
-    let mut server = spawn(1, dir, free_addr(), &args);
-    let trusted = client_config(&ca.cert_file, None);
-    let addr = server.client;
-    server
-        .process
-        .wait_until(WAIT, "/readyz answers 200 over https", || {
-            https(addr, &trusted, "GET", "/readyz", b"").is_ok_and(|r| r.status == 200)
-        });
-    let bootstrap = br#"{"nodes":[{"nodeId":"n1","address":"127.0.0.1:9001"}],"shardCount":4,"replicationFactor":1}"#;
-    let r = https(addr, &trusted, "POST", "/api/topology/bootstrap", bootstrap).expect("bootstrap");
-    assert_eq!(r.status, 200, "{}", r.text());
-
-    let program = compile(Lang::C, "bindings/examples/route.c", false, dir);
-    let url = format!("https://{addr}");
-    let run = |ca_file: &Path| {
-        std::process::Command::new(&program)
-            .args(["-w", "1", "--cacert"])
-            .arg(ca_file)
-            .args([url.as_str(), "user:1"])
-            .output()
-            .expect("route runs")
-    };
-    let out = run(&ca.cert_file);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("user:1 -> shard-"), "{text}");
-    // Another CA's certificate is not trusted: no route, a non-zero exit.
-    let foreign = Ca::new(dir, "foreign");
-    let out = run(&foreign.cert_file);
-    assert!(
-        !out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
