@@ -303,6 +303,39 @@ pub async fn handle(
 mod tests {
     use super::*;
 
+    /// Fuzz target: any method and path (what hyper hands over from a request line) is
+    /// matched or refused with 404/405, and any query string is parsed or refused with a
+    /// message; nothing panics. `BOLERO_RANDOM_TEST_TIME_MS` runs it longer.
+    #[test]
+    fn arbitrary_request_lines_are_routed_or_refused() {
+        let methods = [
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+        ];
+        bolero::check!()
+            .with_type::<(u8, String, String)>()
+            .for_each(|(m, path, query): &(u8, String, String)| {
+                let method = &methods[usize::from(*m) % methods.len()];
+                for path in [path.as_str(), &format!("/api/topology/{path}")] {
+                    if let Err(status) = route(method, path) {
+                        assert!(
+                            status == StatusCode::NOT_FOUND
+                                || status == StatusCode::METHOD_NOT_ALLOWED,
+                            "{status}"
+                        );
+                    }
+                }
+                let allowed = ["shardId", "nodeId", "sinceVersion", "limit", "consistency"];
+                if let Err(message) = super::super::query::Query::parse(Some(query), &allowed) {
+                    assert!(!message.is_empty());
+                }
+            });
+    }
+
     fn status_of(method: Method, path: &str) -> Result<(), StatusCode> {
         route(&method, path).map(|_| ())
     }
