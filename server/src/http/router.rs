@@ -249,8 +249,13 @@ pub async fn handle(
     let timeout = ctx.shared.config.http.request_timeout;
     let plain_read = matched.as_ref().is_ok_and(Route::answered_from_memory)
         && !req.uri().query().is_some_and(|q| q.contains("consistency"));
-    let grant = ctx.shared.config.credentials.grant(req.headers());
-    let refused = match matched.as_ref().ok().and_then(Route::scope) {
+    let needed = matched.as_ref().ok().and_then(Route::scope);
+    let grant = ctx
+        .shared
+        .config
+        .credentials
+        .grant_for(req.headers(), needed);
+    let refused = match needed {
         Some(needed) => extract::require(grant, needed, ctx.current_headers()).err(),
         None => None,
     };

@@ -172,6 +172,20 @@ impl ClientCredentials {
         }
     }
 
+    /// What the request carrying `headers` may do on a route that needs `needed`
+    /// (`None`: open to anyone). A presented token is hashed only when the anonymous
+    /// scope does not already allow the route, so open reads never pay for it.
+    pub fn grant_for(&self, headers: &HeaderMap, needed: Option<Scope>) -> Grant {
+        let anonymous = self.anonymous();
+        if needed.is_none_or(|n| anonymous >= Some(n)) {
+            return Grant {
+                scope: anonymous,
+                authenticated: false,
+            };
+        }
+        self.grant(headers)
+    }
+
     /// What the request carrying `headers` may do.
     pub fn grant(&self, headers: &HeaderMap) -> Grant {
         let by_token = bearer_token(headers).and_then(|t| self.scope_of(t));
@@ -244,5 +258,24 @@ mod tests {
         assert_eq!(grant(&write_only, None).scope, Some(Scope::Read));
         assert!(grant(&write_only, Some(bearer(WRITE))).allows(Scope::Admin));
         assert!(!grant(&write_only, Some("Bearer nope")).allows(Scope::Write));
+
+        // Per route: an open read is allowed without looking at the token; a write
+        // still needs (and checks) one.
+        let headers = with_auth("Bearer nope");
+        assert!(write_only
+            .grant_for(&headers, Some(Scope::Read))
+            .allows(Scope::Read));
+        assert!(write_only.grant_for(&headers, None).allows(Scope::Read));
+        let refused = write_only.grant_for(&headers, Some(Scope::Write));
+        assert!(!refused.allows(Scope::Write) && !refused.authenticated);
+        let writer: HeaderMap = [(
+            header::AUTHORIZATION,
+            format!("Bearer {WRITE}").parse().unwrap(),
+        )]
+        .into_iter()
+        .collect();
+        assert!(write_only
+            .grant_for(&writer, Some(Scope::Admin))
+            .allows(Scope::Admin));
     }
 }
