@@ -12,6 +12,7 @@
 //! - [`observations`]: rules for plain (follower) reads and SSE subscriptions;
 //! - [`ports`]: free loopback ports below the ephemeral range;
 //! - [`process`]: `concord-topo` processes (find the binary, spawn, wait, kill);
+//! - [`proxy`]: a TCP proxy per peer port that cuts links between servers (partitions);
 //! - [`wait`]: bounded polling.
 
 pub mod http;
@@ -19,6 +20,7 @@ pub mod linearizability;
 pub mod observations;
 pub mod ports;
 pub mod process;
+pub mod proxy;
 pub mod sse;
 pub mod wait;
 

@@ -14,7 +14,7 @@ use concord_testkit::process::{initial_cluster, serve_args, Stderr};
 use concord_testkit::{free_addr, server_binary, wait_for, TopoProcess};
 use serde_json::Value;
 
-use crate::proxy::Partitions;
+use concord_testkit::proxy::Partitions;
 
 /// The configuration of every test server, with `raft_extra` (indented YAML lines)
 /// added to its `raft:` section.

@@ -18,7 +18,6 @@ mod limits;
 mod linearizable;
 mod partition;
 mod peer_security;
-mod proxy;
 mod restart;
 mod sse;
 mod support;
