@@ -1,8 +1,8 @@
 //! Client-port credentials and health-probe targets against the real binary: scopes
 //! (read < write < admin) from token files and the environment, 401 versus 403, the
 //! start-up refusals (bad tokens, an open non-loopback client port), the open probe
-//! routes, the probe allow-list and the generic probe errors shown to callers
-//! without a write credential.
+//! routes, the probe allow-list and the probe errors: the topology holds only their
+//! kind in every mode, the probe's own words go only to a health round's caller.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -479,4 +479,74 @@ fn probe_errors_are_generic_for_callers_without_a_write_token() {
         error.contains(&format!("connect to {closed} failed")),
         "{result}"
     );
+}
+
+/// Asks for a health round of `id` as `token`'s holder; answers the status and body.
+fn round_of(server: &Server, id: &str, token: Option<&str>) -> (u16, Value) {
+    let auth = token.map(bearer);
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let r = server.send("POST", &format!("/api/topology/health?nodeId={id}"), &headers, "");
+    let body = if r.status == 200 { r.json() } else { Value::Null };
+    (r.status, body)
+}
+
+/// The round's own words for a refused connection to `closed`: the address is there.
+fn assert_round_words(body: &Value, closed: SocketAddr) {
+    let result = &body["results"][0];
+    let error = result["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("connect to {closed} failed")),
+        "{result}"
+    );
+    assert_eq!(result["lastError"], "connection refused", "{result}");
+}
+
+#[test]
+fn without_tokens_the_topology_still_holds_only_the_kind_of_a_probe_error() {
+    // Development mode: no tokens at all, so anyone reads and anyone writes.
+    let server = Server::with_config(PROBING, &[]);
+    let closed = free_addr();
+    register(&server, "gone", &closed.to_string(), None);
+    let n = wait_for_error(&server, "gone");
+    assert_eq!(n["lastError"], "connection refused", "{n}");
+    let snapshot = server.get("/api/topology/snapshot").text();
+    assert!(!snapshot.contains("os error"), "{snapshot}");
+    assert!(snapshot.contains(r#""lastError":"connection refused""#), "{snapshot}");
+    // Writes are open here, so every caller of a round has the write scope.
+    let (status, body) = round_of(&server, "gone", None);
+    assert_eq!(status, 200);
+    assert_round_words(&body, closed);
+}
+
+#[test]
+fn with_read_tokens_a_reader_sees_the_kind_and_cannot_run_a_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!("{}{PROBING}", token_files(dir.path()));
+    let server = Server::with_config(&yaml, &[]);
+    let closed = free_addr();
+    register(&server, "gone", &closed.to_string(), Some(WRITE));
+    let path = "/api/topology/nodes?nodeId=gone";
+    assert_eq!(status(&server, "GET", path, None, ""), 401, "anonymous");
+    let read = bearer(READ);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let n = loop {
+        let r = server.send("GET", path, &[("Authorization", &read)], "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        let n = r.json()["node"].clone();
+        if n["lastError"].is_string() {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "no lastError: {n}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(n["lastError"], "connection refused", "{n}");
+
+    assert_eq!(round_of(&server, "gone", None).0, 401, "anonymous");
+    assert_eq!(round_of(&server, "gone", Some(READ)).0, 403, "read scope");
+    let (status, body) = round_of(&server, "gone", Some(WRITE));
+    assert_eq!(status, 200);
+    assert_round_words(&body, closed);
 }

@@ -123,11 +123,8 @@ fn a_stopped_node_degrades_then_turns_unhealthy_and_recovers_when_restarted() {
     assert_eq!(n["failureCount"], 3);
     let last_seen = n["lastSeen"].as_u64().unwrap();
     assert!(last_seen > 0 && last_seen <= stopped_ms, "{n}");
-    let error = n["lastError"].as_str().unwrap();
-    assert!(
-        error.contains("connect") || error.contains("refused"),
-        "{n}"
-    );
+    // The topology holds the failure's kind only, even without tokens.
+    assert_eq!(n["lastError"], "connection refused", "{n}");
     // Every step was committed, in order, and nothing after unhealthy.
     let steps: Vec<(String, u64)> = health_events(&server, "down", healthy_at)
         .into_iter()
@@ -174,14 +171,10 @@ fn a_node_answering_500_or_hanging_past_the_timeout_counts_as_failed() {
     wait_for(&server, "erroring", "unhealthy");
     wait_for(&server, "hanging", "unhealthy");
     let e = node(&server, "erroring");
-    assert!(e["lastError"].as_str().unwrap().contains("HTTP 500"), "{e}");
+    assert_eq!(e["lastError"], "http status 500", "{e}");
     assert_eq!(e["lastSeen"], 0, "never seen healthy");
     let h = node(&server, "hanging");
-    let error = h["lastError"].as_str().unwrap();
-    assert!(
-        error.contains("no answer") && error.contains("100ms"),
-        "{h}"
-    );
+    assert_eq!(h["lastError"], "timeout", "{h}");
     assert!(
         hanging.requests() >= 3,
         "the hanging node was asked each time"

@@ -80,9 +80,6 @@ struct Monitor {
     settings: ProbeSettings,
     limit: Rc<Semaphore>,
     allowed: Rc<AllowList>,
-    /// Record each probe error's [`ProbeError::class`] in the topology rather than
-    /// its text: some callers of the read routes hold no write credential.
-    record_class: bool,
     /// Nodes whose bad `probe` label was logged this term (once each, not every round).
     warned: HashSet<String>,
 }
@@ -105,7 +102,6 @@ struct Probed {
 
 impl Monitor {
     fn new(raft: Rc<RaftHandle>, shared: Arc<Shared>, config: &HealthCheckConfig) -> Monitor {
-        let record_class = shared.config.credentials.guards_writes();
         Monitor {
             raft,
             shared,
@@ -121,7 +117,6 @@ impl Monitor {
             },
             limit: Rc::new(Semaphore::new(config.max_concurrent_probes as u64)),
             allowed: Rc::new(config.allowed_targets.clone()),
-            record_class,
             warned: HashSet::new(),
         }
     }
@@ -227,7 +222,7 @@ impl Monitor {
             .iter()
             .map(|p| Check {
                 node_id: p.target.node_id.clone(),
-                outcome: self.outcome(&p.check.result),
+                outcome: Self::outcome(&p.check.result),
                 at_ms: p.at_ms,
             })
             .collect();
@@ -293,19 +288,15 @@ impl Monitor {
         })
     }
 
-    /// What the tracker judges (and the topology records) of one check.
-    fn outcome(&self, result: &Result<(), ProbeError>) -> Outcome {
-        let recorded = |e: &ProbeError| {
-            if self.record_class {
-                e.class()
-            } else {
-                e.to_string()
-            }
-        };
+    /// What the tracker judges (and the topology records) of one check. The topology
+    /// holds only the failure's [`ProbeError::class`], in every mode: whoever may read
+    /// it (anyone, without read tokens) must not learn addresses or OS errors from it.
+    /// The probe's own words go to the round's caller (write scope) and the log.
+    fn outcome(result: &Result<(), ProbeError>) -> Outcome {
         match result {
             Ok(()) => Outcome::Pass,
-            Err(e @ ProbeError::NotAllowed { .. }) => Outcome::NotAllowed(recorded(e)),
-            Err(e) => Outcome::Fail(recorded(e)),
+            Err(e @ ProbeError::NotAllowed { .. }) => Outcome::NotAllowed(e.class()),
+            Err(e) => Outcome::Fail(e.class()),
         }
     }
 

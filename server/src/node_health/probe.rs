@@ -8,7 +8,7 @@
 //! Registered addresses come from clients, so a probe only goes where
 //! `topology.health_check.allowed_targets` allows, checked on the resolved address
 //! (a name cannot point it elsewhere); and [`ProbeError::class`] is the one place
-//! that turns an error into the generic text shown to callers without write access.
+//! that turns an error into the generic text the topology records (`lastError`).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -24,7 +24,8 @@ use crate::net::io::HyperIo;
 /// The path the HTTP probe requests.
 pub const HEALTH_PATH: &str = "/health";
 
-/// Why one probe attempt failed; the message is what `lastError` shows.
+/// Why one probe attempt failed; the message (with addresses and OS errors) goes to a
+/// health round's caller and the log, never into the topology.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("cannot resolve {address}: {reason}")]
@@ -52,7 +53,7 @@ pub const NOT_ALLOWED: &str = "address not allowed by health_check.allowed_targe
 
 impl ProbeError {
     /// The kind of failure without addresses, OS messages or peer answers: what the
-    /// topology shows when some callers may not see probe details.
+    /// topology records as `lastError`, whoever may read it.
     pub fn class(&self) -> String {
         match self {
             ProbeError::Resolve { .. } => "cannot resolve".into(),
