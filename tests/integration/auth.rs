@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use concord_testkit::http::request;
+use concord_testkit::http::{request, Response};
 use concord_testkit::process::{answers_200, serve_args};
 use concord_testkit::sse::SseClient;
 use concord_testkit::{free_addr, free_port, server_binary};
@@ -49,13 +49,18 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn status(server: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -> u16 {
+/// Sends a request as `token`'s holder (anonymous when `None`).
+fn send_as(server: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -> Response {
     let auth = token.map(bearer);
     let headers: Vec<(&str, &str)> = auth
         .as_deref()
         .map(|a| vec![("Authorization", a)])
         .unwrap_or_default();
-    let r = server.send(method, path, &headers, body);
+    server.send(method, path, &headers, body)
+}
+
+fn status(server: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -> u16 {
+    let r = send_as(server, method, path, token, body);
     if r.status == 401 {
         assert_eq!(r.header("www-authenticate"), Some("Bearer"), "{}", r.text());
     }
@@ -483,13 +488,13 @@ fn probe_errors_are_generic_for_callers_without_a_write_token() {
 
 /// Asks for a health round of `id` as `token`'s holder; answers the status and body.
 fn round_of(server: &Server, id: &str, token: Option<&str>) -> (u16, Value) {
-    let auth = token.map(bearer);
-    let headers: Vec<(&str, &str)> = auth
-        .as_deref()
-        .map(|a| vec![("Authorization", a)])
-        .unwrap_or_default();
-    let r = server.send("POST", &format!("/api/topology/health?nodeId={id}"), &headers, "");
-    let body = if r.status == 200 { r.json() } else { Value::Null };
+    let path = format!("/api/topology/health?nodeId={id}");
+    let r = send_as(server, "POST", &path, token, "");
+    let body = if r.status == 200 {
+        r.json()
+    } else {
+        Value::Null
+    };
     (r.status, body)
 }
 
@@ -514,7 +519,10 @@ fn without_tokens_the_topology_still_holds_only_the_kind_of_a_probe_error() {
     assert_eq!(n["lastError"], "connection refused", "{n}");
     let snapshot = server.get("/api/topology/snapshot").text();
     assert!(!snapshot.contains("os error"), "{snapshot}");
-    assert!(snapshot.contains(r#""lastError":"connection refused""#), "{snapshot}");
+    assert!(
+        snapshot.contains(r#""lastError":"connection refused""#),
+        "{snapshot}"
+    );
     // Writes are open here, so every caller of a round has the write scope.
     let (status, body) = round_of(&server, "gone", None);
     assert_eq!(status, 200);
@@ -530,10 +538,9 @@ fn with_read_tokens_a_reader_sees_the_kind_and_cannot_run_a_round() {
     register(&server, "gone", &closed.to_string(), Some(WRITE));
     let path = "/api/topology/nodes?nodeId=gone";
     assert_eq!(status(&server, "GET", path, None, ""), 401, "anonymous");
-    let read = bearer(READ);
     let deadline = Instant::now() + Duration::from_secs(20);
     let n = loop {
-        let r = server.send("GET", path, &[("Authorization", &read)], "");
+        let r = send_as(&server, "GET", path, Some(READ), "");
         assert_eq!(r.status, 200, "{}", r.text());
         let n = r.json()["node"].clone();
         if n["lastError"].is_string() {
