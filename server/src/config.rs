@@ -14,8 +14,10 @@ use clap::Parser;
 use serde::Deserialize;
 
 pub mod auth;
+pub mod live;
 pub mod secret;
 pub use auth::AuthConfig;
+pub use live::LiveCredentials;
 pub use secret::PeerSecret;
 mod tls;
 pub use tls::{PeerTlsConfig, TlsConfig, TlsFlags};
@@ -456,6 +458,13 @@ impl Config {
         config.peer_secret = secret::configured_peer_secret(&config)?;
         config.check_peer_port_is_closed()?;
         config.credentials = auth::client_credentials(&config, |name| std::env::var(name).ok())?;
+        if config.auth_token.is_some() {
+            tracing::warn!(
+                "auth_token / --auth-token is for development: the token shows in `ps` and in \
+                 config backups, and SIGHUP cannot change it; use auth.write_token_file and \
+                 auth.admin_token_file"
+            );
+        }
         auth::refuse_open_exposure(&config)?;
         Ok(config)
     }

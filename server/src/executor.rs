@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 
-use crate::config::Config;
+use crate::config::{Config, LiveCredentials};
 use crate::metrics::{ExecutorMetrics, Refusals};
 use crate::net::capacity::Capacity;
 use crate::publish::{Encoded, LocalPublished, PublicationHub, RaftView, Readiness};
@@ -45,8 +45,9 @@ pub struct Shared {
     pub peer_connections: Arc<Capacity>,
     /// What the limits turned away, for `/metrics`.
     pub refusals: Refusals,
-    /// HTTPS on the client port (`tls:`), or `None` for plain HTTP.
-    pub client_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The credentials in force: client tokens, HTTPS on the client port (`tls:`),
+    /// the peer secret and peer TLS, replaced whole by a reload (SIGHUP).
+    pub credentials: Arc<LiveCredentials>,
 }
 
 impl Shared {

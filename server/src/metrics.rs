@@ -11,9 +11,11 @@ use std::time::Duration;
 
 mod exposition;
 mod refusals;
+mod reloads;
 
 pub use exposition::{render, render_probes};
 pub use refusals::{render_refusals, Refusals, RefusedTotals};
+pub use reloads::render_reloads;
 
 /// Route classes counted separately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@
 //! a state older than one this server had on disk. If the control executor stops or
 //! Raft fails, the process exits non-zero (see [`tracking`]).
 
+mod reload;
 mod tracking;
 
 pub use tracking::EXIT_RAFT_STOPPED;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::config::{Config, PeerSecret, SampleTopology};
+use crate::config::{Config, LiveCredentials, PeerSecret, SampleTopology};
 use crate::dispatch::Dispatcher;
 use crate::executor::{ExecutorContext, Shared};
 use crate::metrics::ExecutorMetrics;
@@ -152,6 +153,7 @@ fn ignore_file_size_signal() {
 
 /// Runs the server until the process is killed, or exits it when Raft stops.
 pub fn run(mut config: Config) -> Result<(), StartError> {
+    let reload_signal = reload::ReloadSignal::install();
     raise_open_files_limit(&config);
     ignore_file_size_signal();
     let _lock = lock_data_dir(&config)?;
@@ -179,7 +181,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     let service = ServiceClient::new(control_tx, config.raft.max_pending_operations);
     let connections = Capacity::new(config.http.max_connections);
     let peer_connections = Capacity::new(config.raft.max_peer_connections);
-    let client_tls = config.tls.server_config().map_err(StartError::Tls)?;
+    let credentials = Arc::new(LiveCredentials::start(&config).map_err(StartError::Tls)?);
     let shared = Arc::new(Shared {
         cache_control: Shared::cache_control_for(&config),
         config,
@@ -194,8 +196,11 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         connections,
         peer_connections,
         refusals: Default::default(),
-        client_tls,
+        credentials,
     });
+    if let Some(signal) = reload_signal {
+        signal.serve(shared.clone());
+    }
     let (started_tx, started_rx) = std::sync::mpsc::channel::<Result<(), StartError>>();
 
     let mut handles = Vec::new();
@@ -305,11 +310,7 @@ async fn start_control(
             Some(&previous),
         )));
     });
-    let peer_tls = config.peer_tls.load().map_err(StartError::Tls)?;
-    let raft_options = RaftOptions {
-        peer_tls: peer_tls.as_ref().map(|t| t.client.clone()),
-        ..RaftOptions::from_config(config)
-    };
+    let raft_options = RaftOptions::from_config(config, shared.credentials.clone());
     let raft = RaftHandle::start(raft_options, publish)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -330,8 +331,7 @@ async fn start_control(
     let peer_options = PeerServerOptions {
         leader: Some(dispatcher.clone()),
         connections: shared.peer_connections.clone(),
-        tls: peer_tls.map(|t| t.server),
-        ..PeerServerOptions::from_config(config)
+        ..PeerServerOptions::from_config(config, shared.credentials.clone())
     };
     glommio::spawn_local(peer_server::serve(
         peer_listener,

@@ -51,6 +51,9 @@ const ADMIN: Source = Source {
     env: "CONCORD_ADMIN_TOKEN",
 };
 
+/// The environment variables that carry client tokens.
+pub const TOKEN_ENV_VARS: [&str; 3] = [READ.env, WRITE.env, ADMIN.env];
+
 /// Why `token` is not acceptable (the token itself is never echoed).
 fn check_token(token: &str, min_len: usize) -> Result<(), String> {
     if let Some(at) = token.bytes().position(|b| !(0x21..=0x7e).contains(&b)) {
@@ -140,10 +143,6 @@ pub fn client_credentials(
     let mut admin = load(&ADMIN, auth.admin_token_file.as_deref(), &env)?;
     if let Some(token) = &config.auth_token {
         check_token(token, 1).map_err(|why| invalid("auth_token", why))?;
-        tracing::warn!(
-            "auth_token / --auth-token is for development: the token shows in `ps` and in \
-             config backups; use auth.write_token_file and auth.admin_token_file"
-        );
         write.extend(TokenSet::new([token]));
         admin.extend(TokenSet::new([token]));
     }

@@ -30,6 +30,8 @@ pub const GENERATED_FILE: &str = "peer-secret";
 #[derive(Clone)]
 pub struct PeerSecret {
     presented: String,
+    /// `Bearer <presented>`, marked sensitive, for every outgoing peer request.
+    authorization: Option<http::HeaderValue>,
     accepted: TokenSet,
 }
 
@@ -42,9 +44,22 @@ impl std::fmt::Debug for PeerSecret {
 impl PeerSecret {
     /// Parses secrets, one per line; `key` names their source in errors.
     pub fn from_lines(key: &str, text: &str) -> Result<PeerSecret, ConfigError> {
-        let secrets = super::auth::credential_lines(key, "the peer secret", "secret", text)?;
+        PeerSecret::parse(key, "the peer secret", text)
+    }
+
+    /// Like [`PeerSecret::from_lines`]; `source` says where the text came from.
+    fn parse(key: &str, source: &str, text: &str) -> Result<PeerSecret, ConfigError> {
+        let secrets = super::auth::credential_lines(key, source, "secret", text)?;
+        // Visible ASCII (checked above) is always a valid header value.
+        let authorization = http::HeaderValue::from_str(&format!("Bearer {}", secrets[0]))
+            .ok()
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
         Ok(PeerSecret {
             presented: secrets[0].to_string(),
+            authorization,
             accepted: TokenSet::new(secrets),
         })
     }
@@ -52,6 +67,11 @@ impl PeerSecret {
     /// The secret this server sends to its peers.
     pub fn presented(&self) -> &str {
         &self.presented
+    }
+
+    /// The `Authorization` header carrying [`PeerSecret::presented`].
+    pub fn authorization(&self) -> Option<&http::HeaderValue> {
+        self.authorization.as_ref()
     }
 
     /// True when `given` is one of the accepted secrets (constant time: digests of one
@@ -117,25 +137,39 @@ pub(super) fn configured_peer_secret(config: &Config) -> Result<Option<PeerSecre
     let secret = match std::env::var(PEER_SECRET_ENV) {
         Ok(value) if !value.is_empty() => Some(PeerSecret::from_lines(PEER_SECRET_ENV, &value)?),
         _ => match &config.auth.peer_secret_file {
-            Some(path) => {
-                let key = "auth.peer_secret_file";
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
-                Some(PeerSecret::from_lines(key, &text)?)
-            }
+            Some(_) => Some(peer_secret_of_file(config)?),
             None => None,
         },
     };
-    // A client credential must not open the peer port, nor the other way round.
-    if let (Some(secret), Some(token)) = (&secret, &config.auth_token) {
-        if secret.accepts(token) {
-            return Err(invalid(
-                "auth.peer_secret_file",
-                "the peer secret must differ from every client token",
-            ));
-        }
+    if let Some(secret) = &secret {
+        differs_from_client_token(secret, config)?;
     }
     Ok(secret)
+}
+
+/// The secrets of `auth.peer_secret_file` (read again on every call: a reload).
+pub(super) fn peer_secret_of_file(config: &Config) -> Result<PeerSecret, ConfigError> {
+    let key = "auth.peer_secret_file";
+    let Some(path) = &config.auth.peer_secret_file else {
+        return Err(invalid(key, "is not set"));
+    };
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(key, format!("cannot read {shown}: {e}")))?;
+    let secret = PeerSecret::parse(key, &format!("the peer secret file {shown}"), &text)?;
+    differs_from_client_token(&secret, config)?;
+    Ok(secret)
+}
+
+/// A client credential must not open the peer port, nor the other way round.
+fn differs_from_client_token(secret: &PeerSecret, config: &Config) -> Result<(), ConfigError> {
+    match &config.auth_token {
+        Some(token) if secret.accepts(token) => Err(invalid(
+            "auth.peer_secret_file",
+            "the peer secret must differ from every client token",
+        )),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

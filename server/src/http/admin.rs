@@ -78,6 +78,7 @@ pub async fn handle(route: AdminRoute, ctx: &ExecutorContext) -> Response<Body> 
                 operations: shared.service.refused(),
             };
             metrics::render_refusals(&mut text, counted_elsewhere, &shared.refusals);
+            metrics::render_reloads(&mut text, shared.credentials.reload_counts());
             response::text(StatusCode::OK, "text/plain; version=0.0.4", text)
         }
     }

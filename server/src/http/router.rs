@@ -252,8 +252,8 @@ pub async fn handle(
     let needed = matched.as_ref().ok().and_then(Route::scope);
     let grant = ctx
         .shared
-        .config
         .credentials
+        .client()
         .grant_for(req.headers(), needed);
     let refused = match needed {
         Some(needed) => extract::require(grant, needed, ctx.current_headers()).err(),

@@ -43,9 +43,11 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
             let handler = move |req, guard| router::handle(req, handler_ctx.clone(), guard);
             // The handshake is part of the connection: it counts against the same cap
             // and runs under the same deadline as a request head.
-            match &ctx.shared.client_tls {
+            // The configuration in force when the connection arrived: a reload
+            // (SIGHUP) applies to the next handshake, not to connections already open.
+            match ctx.shared.credentials.client_tls() {
                 None => conn::serve_http1(stream, peer, timeouts, max_buf_size, handler).await,
-                Some(config) => match tls::accept(config, stream, handshake_deadline).await {
+                Some(config) => match tls::accept(&config, stream, handshake_deadline).await {
                     Ok(stream) => {
                         conn::serve_http1(stream, peer, timeouts, max_buf_size, handler).await
                     }

@@ -31,7 +31,7 @@ use super::recovery::DurableFloor;
 use super::state_machine::TopoRaft;
 use super::state_machine::{PublishHook, StateMachineError, TopologyStateMachine};
 use super::types::{TopoLogStore, TopoRequest};
-use crate::config::{Config, PeerSecret};
+use crate::config::{Config, LiveCredentials};
 use crate::service::{Operation, Outcome, ServiceError};
 use concord_api::{ClusterStatus, Member, MemberRole};
 
@@ -42,24 +42,22 @@ pub struct RaftOptions {
     pub data_dir: PathBuf,
     pub event_buffer_size: usize,
     pub raft: crate::config::RaftConfig,
-    /// The peer secret sent on (and required by) the peer port.
-    pub peer_secret: Option<PeerSecret>,
+    /// The peer secret sent to the other servers and mutual TLS towards them
+    /// (`peer_tls:`), as in force (a reload replaces them).
+    pub credentials: Arc<LiveCredentials>,
     /// Deadline of a write or read index forwarded to the leader.
     pub forward_timeout: Duration,
-    /// Mutual TLS towards the other servers (`peer_tls:`), set by the process wiring.
-    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl RaftOptions {
-    pub fn from_config(config: &Config) -> RaftOptions {
+    pub fn from_config(config: &Config, credentials: Arc<LiveCredentials>) -> RaftOptions {
         RaftOptions {
             node_id: config.node_id,
             data_dir: config.data_dir.clone(),
             event_buffer_size: config.topology.notifications.event_buffer_size,
             raft: config.raft.clone(),
-            peer_secret: config.peer_secret.clone(),
+            credentials,
             forward_timeout: config.http.write_timeout,
-            peer_tls: None,
         }
     }
 }
@@ -190,14 +188,11 @@ impl RaftHandle {
         }
         .validate()
         .map_err(|e| RaftStartError::Config(e.to_string()))?;
-        let peers = Rc::new(
-            PeerPool::new(
-                options.node_id,
-                options.peer_secret.as_ref(),
-                r.max_message_bytes,
-            )
-            .with_tls(options.peer_tls.clone()),
-        );
+        let peers = Rc::new(PeerPool::new(
+            options.node_id,
+            options.credentials.clone(),
+            r.max_message_bytes,
+        ));
         let network = PeerNetwork::new(peers.clone(), options.node_id, r.election_timeout_max);
         let raft = TopoRaft::new(
             options.node_id,

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::wire;
-use crate::config::PeerSecret;
+use crate::config::LiveCredentials;
 use crate::net::io::HyperIo;
 use crate::net::tls;
 
@@ -105,34 +105,23 @@ struct Connection {
 /// Keep-alive connections to every peer, shared by all peer calls of this server.
 pub struct PeerPool {
     node_id: u64,
-    /// `Bearer <peer secret>` (absent only in an `insecure` cluster).
-    authorization: Option<HeaderValue>,
+    /// The peer secret presented (absent only in an `insecure` cluster) and mutual
+    /// TLS to every peer (when configured), as in force: read per request and per
+    /// connection, so a reload applies to the next of each.
+    credentials: Arc<LiveCredentials>,
     /// Largest answer body accepted.
     max_body: usize,
-    /// Mutual TLS to every peer, when configured.
-    tls: Option<Arc<rustls::ClientConfig>>,
     idle: RefCell<HashMap<SocketAddr, Vec<Connection>>>,
 }
 
 impl PeerPool {
-    pub fn new(node_id: u64, secret: Option<&PeerSecret>, max_body: usize) -> PeerPool {
+    pub fn new(node_id: u64, credentials: Arc<LiveCredentials>, max_body: usize) -> PeerPool {
         PeerPool {
             node_id,
-            authorization: secret.and_then(|s| {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", s.presented())).ok()?;
-                value.set_sensitive(true);
-                Some(value)
-            }),
+            credentials,
             max_body,
-            tls: None,
             idle: RefCell::new(HashMap::new()),
         }
-    }
-
-    /// Speaks TLS (client certificate included) to every peer when `tls` is set.
-    pub fn with_tls(mut self, tls: Option<Arc<rustls::ClientConfig>>) -> PeerPool {
-        self.tls = tls;
-        self
     }
 
     /// Encodes `request`, POSTs it to `path` on the peer at `addr`, decodes the answer;
@@ -255,8 +244,12 @@ impl PeerPool {
             HeaderValue::from_static(wire::CONTENT_TYPE),
         );
         headers.insert(wire::FROM_HEADER, HeaderValue::from(self.node_id));
-        if let Some(auth) = &self.authorization {
-            headers.insert(header::AUTHORIZATION, auth.clone());
+        if let Some(auth) = self
+            .credentials
+            .peer_secret()
+            .and_then(|s| s.authorization().cloned())
+        {
+            headers.insert(header::AUTHORIZATION, auth);
         }
         request
     }
@@ -289,11 +282,11 @@ impl PeerPool {
                     source: e.into(),
                 })?;
         let _ = stream.set_nodelay(true);
-        match &self.tls {
+        match self.credentials.peer_tls() {
             None => Self::start_http(addr, stream).await,
-            Some(config) => {
+            Some(peer_tls) => {
                 // A refused certificate (either side's) sent no request either.
-                let stream = tls::connect(config, addr.ip(), stream)
+                let stream = tls::connect(&peer_tls.client, addr.ip(), stream)
                     .await
                     .map_err(|source| PeerError::Connect { addr, source })?;
                 Self::start_http(addr, stream).await

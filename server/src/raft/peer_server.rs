@@ -36,7 +36,7 @@ use super::handle::RaftHandle;
 use super::peer_guard::{self, PeerMessage, Refusal};
 use super::types::TopoConfig;
 use super::wire;
-use crate::config::PeerSecret;
+use crate::config::LiveCredentials;
 use crate::net;
 use crate::net::capacity::Capacity;
 use crate::net::conn::{self, ConnectionTimeouts};
@@ -46,14 +46,13 @@ use crate::service::{Answer, LeaderSide, Operation, ServiceError, FORWARD_ROUTES
 /// What the peer listener enforces.
 #[derive(Clone)]
 pub struct PeerServerOptions {
-    /// Mutual TLS (`peer_tls:`): every connection must present a certificate signed
-    /// by the cluster CA before any request is read. Set by the process wiring.
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// As in force (a reload replaces them): mutual TLS (`peer_tls:`), under which
+    /// every connection must present a certificate signed by the cluster CA before
+    /// any request is read; and the peer secret every request must carry as
+    /// `Authorization: Bearer <secret>` (absent only in an `insecure` cluster).
+    pub credentials: Arc<LiveCredentials>,
     /// Largest request body accepted (snapshots included).
     pub max_message_bytes: usize,
-    /// Every peer request must carry `Authorization: Bearer <secret>`; `None` only in
-    /// an `insecure` cluster.
-    pub secret: Option<PeerSecret>,
     /// Time allowed for a whole request body to arrive (a snapshot's must, too).
     pub body_timeout: Duration,
     /// Idle keep-alive and request-head limits.
@@ -65,10 +64,13 @@ pub struct PeerServerOptions {
 }
 
 impl PeerServerOptions {
-    pub fn from_config(config: &crate::config::Config) -> PeerServerOptions {
+    pub fn from_config(
+        config: &crate::config::Config,
+        credentials: Arc<LiveCredentials>,
+    ) -> PeerServerOptions {
         PeerServerOptions {
             max_message_bytes: config.raft.max_message_bytes,
-            secret: config.peer_secret.clone(),
+            credentials,
             body_timeout: config.raft.snapshot_timeout,
             timeouts: ConnectionTimeouts {
                 idle: config.http.keepalive_timeout,
@@ -76,7 +78,6 @@ impl PeerServerOptions {
             },
             connections: Capacity::new(config.raft.max_peer_connections),
             leader: None,
-            tls: None,
         }
     }
 }
@@ -104,11 +105,11 @@ pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerSer
                 let (node, options) = (node.clone(), handler_options.clone());
                 async move { handle(req, &node, &options).await }
             };
-            match &options.tls {
+            match options.credentials.peer_tls() {
                 None => conn::serve_http1(stream, peer, timeouts, None, handler).await,
-                Some(config) => {
+                Some(peer_tls) => {
                     let deadline = timeouts.idle.min(timeouts.head);
-                    match tls::accept(config, stream, deadline).await {
+                    match tls::accept(&peer_tls.server, stream, deadline).await {
                         Ok(stream) => {
                             conn::serve_http1(stream, peer, timeouts, None, handler).await
                         }
@@ -183,8 +184,8 @@ async fn handle(
     node: &RaftHandle,
     options: &PeerServerOptions,
 ) -> Response<Full<Bytes>> {
-    if let Err((status, message)) = peer_guard::authenticate(req.headers(), options.secret.as_ref())
-    {
+    let secret = options.credentials.peer_secret();
+    if let Err((status, message)) = peer_guard::authenticate(req.headers(), secret.as_deref()) {
         return plain(status, message);
     }
     let path = req.uri().path().to_string();
