@@ -171,6 +171,19 @@ impl TopoProcess {
         });
     }
 
+    /// SIGHUP: the server re-reads its credential files. Panics if it is not running.
+    pub fn signal_reload(&self) {
+        let pid = self.pid().expect("the server runs") as libc::pid_t;
+        // SAFETY: a plain syscall; the pid is our own child, not yet reaped.
+        let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+        assert_eq!(
+            sent,
+            0,
+            "SIGHUP to {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
     /// SIGKILL: no shutdown path runs, exactly like a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

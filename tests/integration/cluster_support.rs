@@ -63,6 +63,16 @@ impl Node {
         self.process.kill();
     }
 
+    /// SIGHUP: the server reloads its credential files.
+    pub fn signal_reload(&self) {
+        self.process.signal_reload();
+    }
+
+    /// This server's log (standard error) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn get(&self, path: &str) -> Option<Response> {
         request_within(self.client, "GET", path, &[], b"", Duration::from_secs(10)).ok()
     }

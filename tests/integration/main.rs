@@ -18,6 +18,7 @@ mod limits;
 mod linearizable;
 mod partition;
 mod peer_security;
+mod reload;
 mod restart;
 mod sse;
 mod support;

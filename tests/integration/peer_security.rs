@@ -28,7 +28,7 @@ const WAIT: Duration = Duration::from_secs(20);
 const CLIENT_TOKEN: &str = "client-write-token-0123456789";
 
 /// POSTs `body` to `path` on `node`'s peer port, as `from` with `secret`.
-fn peer_post(
+pub(crate) fn peer_post(
     node: &Node,
     path: &str,
     from: Option<&str>,

@@ -424,6 +424,63 @@ fn client_certificates_are_required_when_configured_and_stalled_handshakes_are_c
     assert!(server.process.is_running());
 }
 
+/// `(reloaded, failed)` credential reloads, over https trusting `config`'s CA.
+fn reloads_over_https(addr: SocketAddr, config: &Arc<ClientConfig>) -> Option<(u64, u64)> {
+    let r = https(addr, config, "GET", "/metrics", b"").ok()?;
+    Some(crate::reload::reload_counts(&r.text()))
+}
+
+#[test]
+fn a_client_port_certificate_is_swapped_under_a_running_server() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let (first_ca, next_ca) = (Ca::new(dir, "first-ca"), Ca::new(dir, "next-ca"));
+    let served = first_ca.issue("served");
+    let args = path_args(&[
+        ("--config", &config_file(dir)),
+        ("--tls-cert", &served.cert_file),
+        ("--tls-key", &served.key_file),
+    ]);
+    let mut server = spawn(1, dir, free_addr(), &args);
+    let addr = server.client;
+    let (trusts_first, trusts_next) = (
+        client_config(&first_ca.cert_file, None),
+        client_config(&next_ca.cert_file, None),
+    );
+    server
+        .process
+        .wait_until(WAIT, "/readyz answers 200 over https", || {
+            https(addr, &trusts_first, "GET", "/readyz", b"").is_ok_and(|r| r.status == 200)
+        });
+    assert!(https(addr, &trusts_next, "GET", "/readyz", b"").is_err());
+
+    // The files are replaced in place (as a certificate renewal does), then SIGHUP.
+    let next = next_ca.issue("next");
+    std::fs::copy(&next.cert_file, &served.cert_file).expect("new certificate");
+    std::fs::copy(&next.key_file, &served.key_file).expect("new key");
+    server.process.signal_reload();
+    let counts = wait_for(WAIT, "the new certificate is served", || {
+        reloads_over_https(addr, &trusts_next)
+    });
+    assert_eq!(counts, (1, 0));
+    let r = https(addr, &trusts_next, "GET", "/readyz", b"").expect("new handshakes");
+    assert_eq!(r.status, 200);
+    assert!(
+        https(addr, &trusts_first, "GET", "/readyz", b"").is_err(),
+        "the old certificate is no longer presented"
+    );
+
+    // A certificate that does not go with the key keeps the one in force.
+    std::fs::copy(&first_ca.issue("mismatch").cert_file, &served.cert_file).expect("copy");
+    server.process.signal_reload();
+    wait_for(WAIT, "the failed reload is counted", || {
+        reloads_over_https(addr, &trusts_next).filter(|c| *c == (1, 1))
+    });
+    let r = https(addr, &trusts_next, "GET", "/readyz", b"").expect("still served");
+    assert_eq!(r.status, 200);
+    assert!(server.process.is_running());
+}
+
 #[test]
 fn unusable_certificate_files_stop_the_server_naming_the_key() {
     let temp = tempfile::tempdir().expect("temp dir");

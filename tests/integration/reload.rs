@@ -1,0 +1,223 @@
+//! Credential reload without a restart (SIGHUP) against real processes: a write token
+//! rotated in and out, a broken token file that keeps the tokens in force, a server
+//! whose credentials come only from flags and the environment, and a peer secret
+//! rotated across a three-server cluster while it keeps committing. (The client-port
+//! certificate swap is in `tls.rs`, beside the test's certificate authority.)
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use concord_testkit::wait_for;
+
+use crate::cluster_support::{put_node, test_config, Cluster, Node};
+use crate::peer_security::peer_post;
+
+const WAIT: Duration = Duration::from_secs(20);
+const OLD: &str = "write-token-old-0123456789";
+const NEW: &str = "write-token-new-0123456789";
+const SECRET_A: &str = "peer-secret-a-0123456789abcdef";
+const SECRET_B: &str = "peer-secret-b-0123456789abcdef";
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("credential file");
+}
+
+/// `(reloaded, failed)` from the server's `/metrics`.
+pub(crate) fn reload_counts(metrics: &str) -> (u64, u64) {
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    (
+        value("concord_credential_reloads_total"),
+        value("concord_credential_reload_failures_total"),
+    )
+}
+
+fn counts(node: &Node) -> (u64, u64) {
+    let r = node.get("/metrics").expect("/metrics answers");
+    reload_counts(&r.text())
+}
+
+/// Sends SIGHUP and waits until the reload has counted; answers the new counts.
+fn reload(node: &Node) -> (u64, u64) {
+    let before = counts(node);
+    node.signal_reload();
+    wait_for(WAIT, &format!("node {} reloads", node.id), || {
+        let now = counts(node);
+        (now.0 + now.1 > before.0 + before.1).then_some(now)
+    })
+}
+
+/// The status of a topology write through `node` presenting `token`.
+fn write_as(node: &Node, token: &str, name: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    let r = node
+        .send(
+            "PUT",
+            &format!("/api/topology/nodes/{name}"),
+            &[("Authorization", &auth)],
+            r#"{"address":"127.0.0.1:7000"}"#,
+        )
+        .expect("the server answers");
+    r.status
+}
+
+/// One server whose write tokens come from `<temp>/write.tokens` (holding `OLD`).
+fn token_server() -> (Cluster, tempfile::TempDir, PathBuf) {
+    let files = tempfile::tempdir().expect("temp dir");
+    let tokens = files.path().join("write.tokens");
+    write(&tokens, &format!("{OLD}\n"));
+    let yaml = format!(
+        "{}auth:\n  write_token_file: {}\n",
+        test_config(""),
+        tokens.display()
+    );
+    let cluster = Cluster::start_with(1, false, &yaml);
+    (cluster, files, tokens)
+}
+
+#[test]
+fn a_write_token_is_rotated_in_and_out_without_a_restart() {
+    let (cluster, _files, tokens) = token_server();
+    let node = cluster.node(1);
+    assert_eq!(write_as(node, OLD, "a"), 200);
+    assert_eq!(write_as(node, NEW, "a"), 401, "not configured yet");
+
+    write(&tokens, &format!("{OLD}\n{NEW}\n"));
+    assert_eq!(reload(node), (1, 0));
+    assert_eq!(
+        write_as(node, OLD, "b"),
+        200,
+        "both work during the rotation"
+    );
+    assert_eq!(write_as(node, NEW, "c"), 200);
+
+    write(&tokens, &format!("{NEW}\n"));
+    assert_eq!(reload(node), (2, 0));
+    assert_eq!(write_as(node, OLD, "d"), 401, "the old token is refused");
+    assert_eq!(write_as(node, NEW, "d"), 200);
+    assert!(node.is_running());
+}
+
+#[test]
+fn a_broken_token_file_keeps_the_tokens_in_force() {
+    let (cluster, _files, tokens) = token_server();
+    let node = cluster.node(1);
+    let shown = tokens.display().to_string();
+
+    write(&tokens, &format!("{NEW}\nshort\n"));
+    assert_eq!(reload(node), (0, 1));
+    assert_eq!(write_as(node, OLD, "a"), 200, "the old set stays in force");
+    assert_eq!(
+        write_as(node, NEW, "a"),
+        401,
+        "nothing of the bad file applied"
+    );
+    let failure = node
+        .log()
+        .lines()
+        .find(|l| l.contains("credential reload"))
+        .map(str::to_string)
+        .expect("a log line for the failed reload");
+    assert!(
+        failure.contains("auth.write_token_file") && failure.contains(&format!("{shown} line 2")),
+        "{failure}"
+    );
+    assert!(
+        !failure.contains(NEW),
+        "never a token in the log: {failure}"
+    );
+
+    std::fs::remove_file(&tokens).expect("remove");
+    assert_eq!(reload(node), (0, 2));
+    assert_eq!(write_as(node, OLD, "b"), 200);
+
+    write(&tokens, &format!("{NEW}\n"));
+    assert_eq!(reload(node), (1, 2));
+    assert_eq!(write_as(node, NEW, "c"), 200);
+    assert_eq!(write_as(node, OLD, "c"), 401);
+}
+
+#[test]
+fn credentials_from_flags_and_the_environment_survive_sighup_unchanged() {
+    // The dev token and the peer secret from the environment (what the cluster sets).
+    let yaml = format!("{}auth_token: {OLD}\n", test_config(""));
+    let cluster = Cluster::start_with(1, false, &yaml);
+    let node = cluster.node(1);
+    node.signal_reload();
+    let said = wait_for(WAIT, "the reload says nothing is file-based", || {
+        node.log()
+            .lines()
+            .find(|l| l.contains("no credential comes from a file"))
+            .map(str::to_string)
+    });
+    assert!(
+        said.contains("auth_token") && said.contains("CONCORD_PEER_SECRET"),
+        "{said}"
+    );
+    assert_eq!(counts(node), (0, 0));
+    assert!(node.is_running(), "SIGHUP does not stop the server");
+    assert_eq!(write_as(node, OLD, "a"), 200);
+}
+
+/// A write through a follower (forwarded to the leader over the peer port), then
+/// every server converges on it (replication over the peer port).
+fn commits_through_the_peer_port(cluster: &Cluster, name: &str) {
+    let leader = cluster.leader(WAIT);
+    let follower = cluster
+        .ids()
+        .into_iter()
+        .find(|&id| id != leader)
+        .expect("a follower");
+    let version = wait_for(
+        WAIT,
+        &format!("{name} is written through a follower"),
+        || put_node(cluster.node(follower).client, name, None).ok(),
+    );
+    cluster.converged(&cluster.ids(), version, WAIT);
+}
+
+#[test]
+fn a_peer_secret_is_rotated_across_a_cluster_without_a_restart() {
+    let files = tempfile::tempdir().expect("temp dir");
+    let secret = files.path().join("peer.secret");
+    write(&secret, &format!("{SECRET_A}\n"));
+    let yaml = format!(
+        "{}auth:\n  peer_secret_file: {}\n",
+        test_config(""),
+        secret.display()
+    );
+    // No CONCORD_PEER_SECRET (empty): the file is the secret's only source.
+    let cluster = Cluster::spawn(3, false, &yaml, |_| "");
+    commits_through_the_peer_port(&cluster, "before");
+
+    // 1. Every server accepts the new secret (still presenting the old one).
+    write(&secret, &format!("{SECRET_A}\n{SECRET_B}\n"));
+    for id in cluster.ids() {
+        assert_eq!(reload(cluster.node(id)).1, 0);
+    }
+    commits_through_the_peer_port(&cluster, "accepting-both");
+    // 2. Server by server, present the new one: the others accept either meanwhile.
+    write(&secret, &format!("{SECRET_B}\n{SECRET_A}\n"));
+    for id in cluster.ids() {
+        assert_eq!(reload(cluster.node(id)).1, 0);
+        commits_through_the_peer_port(&cluster, &format!("presenting-new-{id}"));
+    }
+    // 3. Drop the old secret everywhere.
+    write(&secret, &format!("{SECRET_B}\n"));
+    for id in cluster.ids() {
+        assert_eq!(reload(cluster.node(id)), (3, 0));
+    }
+    commits_through_the_peer_port(&cluster, "after");
+    for id in cluster.ids() {
+        let node = cluster.node(id);
+        let old = peer_post(node, "/raft/vote", Some("2"), Some(SECRET_A), b"\xff");
+        assert_eq!(old.status, 401, "node {id}: the old secret is refused");
+        let new = peer_post(node, "/raft/vote", Some("2"), Some(SECRET_B), b"\xff");
+        assert_ne!(new.status, 401, "node {id}: the new secret is accepted");
+        assert!(node.is_running());
+    }
+}
