@@ -143,10 +143,12 @@ pub struct Config {
     pub insecure: bool,
     /// The peer secret in force: from `auth.peer_secret_file` or `CONCORD_PEER_SECRET`
     /// (resolved by [`Config::load`]), or generated in the data directory at start.
+    /// As loaded at start: the one in force is [`LiveCredentials::peer_secret`].
     #[serde(skip)]
     pub peer_secret: Option<PeerSecret>,
     /// The client tokens, loaded by [`Config::load`] from `auth`, the environment and
-    /// `auth_token`; empty (everything open) for a config that was only parsed.
+    /// `auth_token`; empty (everything open) for a config that was only parsed. As
+    /// loaded at start: the set in force is [`LiveCredentials::client`] (SIGHUP).
     #[serde(skip)]
     pub credentials: ClientCredentials,
     /// HTTPS on the client port (plain HTTP when not configured).

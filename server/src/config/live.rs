@@ -61,7 +61,7 @@ impl Group {
     }
 
     /// True when this group's credentials come from files a reload can re-read.
-    fn from_files(self, config: &Config, env: &impl Fn(&str) -> Option<String>) -> bool {
+    fn comes_from_files(self, config: &Config, env: &impl Fn(&str) -> Option<String>) -> bool {
         let auth = &config.auth;
         match self {
             Group::ClientTokens => {
@@ -171,7 +171,7 @@ impl LiveCredentials {
         };
         for group in Group::ALL
             .into_iter()
-            .filter(|g| g.from_files(config, &env))
+            .filter(|g| g.comes_from_files(config, &env))
         {
             match self.reload_group(group, config, &env) {
                 Ok(()) => {
