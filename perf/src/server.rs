@@ -21,10 +21,21 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// The keys of [`PERF_CONFIG`] every release knows.
+macro_rules! legacy_keys {
+    () => {
+        "topology:\n  notifications:\n    max_subscribers: 50000\n    subscriber_queue: 100000\n  health_check:\n    enabled: false\n"
+    };
+}
+
 /// The configuration of every scenario but `health`. Health probing is off: the
 /// scenarios' data nodes are made-up addresses, and probing them would add commits,
 /// events and CPU to what the scenario measures.
-const PERF_CONFIG: &str = "http:\n  max_connections: 60000\ntopology:\n  notifications:\n    max_subscribers: 50000\n    subscriber_queue: 100000\n  health_check:\n    enabled: false\n";
+pub const PERF_CONFIG: &str = concat!("http:\n  max_connections: 60000\n", legacy_keys!());
+
+/// [`PERF_CONFIG`] without the keys the security work added (`http.max_connections`),
+/// which a server from before it refuses: for same-run comparisons with such a binary.
+pub const LEGACY_CONFIG: &str = legacy_keys!();
 
 impl Server {
     /// Starts a single-node server with `executors` executors and `extra` flags.

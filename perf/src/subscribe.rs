@@ -50,6 +50,11 @@ pub struct SubscribeArgs {
     /// Skip the etcd side-by-side even when `etcd` is on PATH.
     #[arg(long)]
     pub no_etcd: bool,
+    /// Write only configuration keys every concord-topo release knows (no `http:`
+    /// caps), so `--server-bin` may name a binary from before those keys existed;
+    /// keep `--subscribers` under the current defaults' caps (1,000 per address).
+    #[arg(long)]
+    pub legacy_config: bool,
 }
 
 /// The outcome of one run.
@@ -282,8 +287,15 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
     let deadline = Instant::now() + Duration::from_secs(args.time_limit);
     let pins = Pins::from_args(args);
     let dev: &[&str] = if args.nodes == 0 { &["--dev"] } else { &[] };
-    let server = pins
-        .start_server(|| Server::start(&server::server_binary(bin), args.server_executors, dev));
+    let config = if args.legacy_config {
+        server::LEGACY_CONFIG
+    } else {
+        server::PERF_CONFIG
+    };
+    let server = pins.start_server(|| {
+        let bin = server::server_binary(bin);
+        Server::start_with_config(&bin, args.server_executors, config, dev)
+    });
     if args.nodes > 0 {
         server::bootstrap(server.addr, args.nodes, args.shards);
     }
@@ -448,6 +460,7 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         "write_rate": args.write_rate, "server_executors": args.server_executors,
         "nodes": args.nodes, "shards": args.shards,
         "server_cpus": server_cpus, "subscriber_cpus": args.subscriber_cpus,
+        "legacy_config": args.legacy_config,
         "sent_to_delivered": report::latency_json(&d.from_send),
         "acked_to_delivered": report::latency_json(&d.from_ack),
         "lost": d.lost, "duplicated": d.duplicated,
