@@ -171,6 +171,28 @@ impl TopoProcess {
         });
     }
 
+    /// SIGSTOP: the process freezes (a long GC pause, a stalled VM) with its sockets
+    /// open; peers see silence, not a closed connection.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// SIGCONT after [`TopoProcess::pause`].
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let Some(pid) = self.pid() else {
+            panic!("SIG{name} to a process that is not running");
+        };
+        let status = Command::new("kill")
+            .args(["-s", name, &pid.to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill -s {name}: {e}"));
+        assert!(status.success(), "kill -s {name} {pid} failed: {status}");
+    }
+
     /// SIGKILL: no shutdown path runs, exactly like a crash.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -63,6 +63,26 @@ impl Node {
         self.process.kill();
     }
 
+    /// SIGSTOP: frozen with its sockets open (see [`TopoProcess::pause`]).
+    pub fn pause(&self) {
+        self.process.pause();
+    }
+
+    /// SIGCONT after [`Node::pause`].
+    pub fn resume(&self) {
+        self.process.resume();
+    }
+
+    /// The exit status, if the process has exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.exited()
+    }
+
+    /// This server's log (standard error) so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     pub fn get(&self, path: &str) -> Option<Response> {
         request_within(self.client, "GET", path, &[], b"", Duration::from_secs(10)).ok()
     }
@@ -135,6 +155,30 @@ impl Cluster {
         yaml: &str,
         secret_of: impl Fn(u64) -> &'static str,
     ) -> Cluster {
+        Cluster::spawn_prepared(n, proxied, yaml, secret_of, |_, _| Vec::new())
+    }
+
+    /// Like [`Cluster::start_with`], but `prepare(id, data_dir)` runs before server
+    /// `id` first starts (it may place the data directory, e.g. on a small tmpfs) and
+    /// returns environment variables for that server (kept across restarts).
+    pub fn start_prepared(
+        n: u64,
+        proxied: bool,
+        yaml: &str,
+        prepare: impl Fn(u64, &std::path::Path) -> Vec<(String, String)>,
+    ) -> Cluster {
+        let cluster = Cluster::spawn_prepared(n, proxied, yaml, |_| PEER_SECRET, prepare);
+        cluster.leader(Duration::from_secs(20));
+        cluster
+    }
+
+    fn spawn_prepared(
+        n: u64,
+        proxied: bool,
+        yaml: &str,
+        secret_of: impl Fn(u64) -> &'static str,
+        prepare: impl Fn(u64, &std::path::Path) -> Vec<(String, String)>,
+    ) -> Cluster {
         let temp = tempfile::tempdir().expect("temp dir");
         let config = temp.path().join("concord.yaml");
         std::fs::write(&config, yaml).expect("config");
@@ -153,7 +197,8 @@ impl Cluster {
         let initial = initial_cluster(ports.iter().map(|(id, _, advertised)| (*id, *advertised)));
         for (id, peer, advertised) in ports {
             let extra = ["--initial-cluster".to_string(), initial.clone()];
-            cluster.add_node(id, peer, advertised, &extra, secret_of(id));
+            let env = prepare(id, &cluster.data_dir(id));
+            cluster.add_node(id, peer, advertised, &extra, secret_of(id), &env);
         }
         cluster
     }
@@ -172,6 +217,7 @@ impl Cluster {
         advertised: SocketAddr,
         extra: &[String],
         secret: &str,
+        env: &[(String, String)],
     ) {
         let client = free_addr();
         let data = self.data_dir(id);
@@ -184,13 +230,17 @@ impl Cluster {
         ]);
         args.extend(extra.iter().cloned());
         let log = self.temp.path().join(format!("node{id}.log"));
+        let mut process = TopoProcess::new(server_binary(), args)
+            .env("CONCORD_PEER_SECRET", secret)
+            .stderr(Stderr::File(log.clone()));
+        for (key, value) in env {
+            process = process.env(key, value);
+        }
         let mut node = Node {
             id,
             client,
             advertised,
-            process: TopoProcess::new(server_binary(), args)
-                .env("CONCORD_PEER_SECRET", secret)
-                .stderr(Stderr::File(log.clone())),
+            process,
             log,
         };
         node.process.spawn();
@@ -212,7 +262,7 @@ impl Cluster {
     pub fn start_joining_with_secret(&mut self, id: u64, secret: &str) -> &Node {
         let peer = free_addr();
         let advertised = self.advertise(id, peer);
-        self.add_node(id, peer, advertised, &["--join".to_string()], secret);
+        self.add_node(id, peer, advertised, &["--join".to_string()], secret, &[]);
         self.node(id)
     }
 
@@ -241,6 +291,15 @@ impl Cluster {
 
     pub fn kill(&mut self, id: u64) {
         self.node_mut(id).kill();
+    }
+
+    /// The running servers other than `id`.
+    pub fn others(&self, id: u64) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|n| n.id != id && n.is_running())
+            .map(|n| n.id)
+            .collect()
     }
 
     /// Starts a killed server again on the same ports, flags and data directory,
