@@ -142,6 +142,7 @@ fn a_damaged_record_at_the_tail_is_refused_with_one_line_and_the_cluster_goes_on
         .filter(|l| l.starts_with("concord-topo:"))
         .collect();
     assert_eq!(reasons.len(), 1, "one line saying why; log:\n{log}");
+    eprintln!("server {victim} refused to start: {}", reasons[0]);
     let data_dir = cluster.data_dir(victim).display().to_string();
     assert!(
         reasons[0].contains("raft log") && reasons[0].contains(&data_dir),
