@@ -131,7 +131,11 @@ pub fn inject(
             }
             Fault::Flap => {
                 let a = ids[rng.usize(..ids.len())];
-                let b = *ids.iter().filter(|&&i| i != a).nth(rng.usize(..ids.len() - 1)).unwrap();
+                let b = *ids
+                    .iter()
+                    .filter(|&&i| i != a)
+                    .nth(rng.usize(..ids.len() - 1))
+                    .unwrap();
                 let partitions = cluster.partitions.as_ref().expect("a proxied cluster");
                 let stop = Instant::now() + Duration::from_secs(2);
                 while Instant::now() < stop {
@@ -143,7 +147,10 @@ pub fn inject(
             }
             Fault::ClockJump(dir) => {
                 let file = clock_file(dir, leader);
-                let term = cluster.node(leader).status().and_then(|s| s["term"].as_u64());
+                let term = cluster
+                    .node(leader)
+                    .status()
+                    .and_then(|s| s["term"].as_u64());
                 let before = linearizable_version(cluster.node(leader).client).unwrap_or(0);
                 std::fs::write(&file, jumps.next().expect("a cycle")).expect("faketime file");
                 std::thread::sleep(Duration::from_millis(rng.u64(1500..2500)));
@@ -153,9 +160,8 @@ pub fn inject(
                 let after = linearizable_version(cluster.node(leader).client).unwrap_or(u64::MAX);
                 log.clock_windows.push((before, after));
                 let status = cluster.node(leader).status();
-                let same = status.is_some_and(|s| {
-                    s["state"] == "Leader" && s["term"].as_u64() == term
-                });
+                let same =
+                    status.is_some_and(|s| s["state"] == "Leader" && s["term"].as_u64() == term);
                 if !same {
                     log.elections_during_jumps += 1;
                 }

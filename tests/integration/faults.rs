@@ -44,10 +44,7 @@ pub fn write_acked(cluster: &Cluster, prefix: &str, count: usize) -> BTreeMap<St
                     break;
                 }
                 // No leader for a moment: the same unique node again is harmless.
-                Err(status) => assert!(
-                    Instant::now() < deadline,
-                    "write {name} refused: {status}"
-                ),
+                Err(status) => assert!(Instant::now() < deadline, "write {name} refused: {status}"),
             }
         }
     }

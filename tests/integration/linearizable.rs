@@ -14,7 +14,7 @@
 //!
 //! The faults come from a list of kinds (`fault_schedule::Fault`); `faults.rs` runs
 //! the same history under pauses, asymmetric and flapping partitions, slow fsync and
-//! clock jumps, and against a server broken on purpose (which must fail the check).
+//! clock jumps.
 //!
 //! `CONCORD_LONG_TESTS=1` (or `CONCORD_LONG_FAULTS=1`) runs each history for 40 s
 //! instead of 12 s.
@@ -372,13 +372,6 @@ pub fn run_checked_history(plan: &Plan) -> Checked {
         cluster: run.cluster,
         faults: run.faults,
     }
-}
-
-/// Runs the plan's workload and faults and returns the checker's verdict on the
-/// history (for a server broken on purpose, which must fail it).
-pub fn checked_verdict(plan: &Plan) -> Result<(), String> {
-    let run = record_history(plan);
-    linearizability_verdict(run.initial, &run.history)
 }
 
 /// Runs the plan's workload under its faults and records what the clients saw.

@@ -26,7 +26,11 @@ const SLACK_MS: u64 = 5_000;
 fn libfaketime() -> Option<PathBuf> {
     ["x86_64-linux-gnu", "aarch64-linux-gnu", ""]
         .iter()
-        .map(|arch| Path::new("/usr/lib").join(arch).join("faketime/libfaketimeMT.so.1"))
+        .map(|arch| {
+            Path::new("/usr/lib")
+                .join(arch)
+                .join("faketime/libfaketimeMT.so.1")
+        })
         .find(|p| p.exists())
 }
 

@@ -70,7 +70,14 @@ fn a_server_whose_disk_fills_stops_loudly_and_rejoins_once_space_is_freed() {
                 .expect("a write answers its version");
             acked.insert(format!("bulky-{i}"), version);
         }
-        let readyz = request_within(full_client, "GET", "/readyz", &[], b"", Duration::from_secs(2));
+        let readyz = request_within(
+            full_client,
+            "GET",
+            "/readyz",
+            &[],
+            b"",
+            Duration::from_secs(2),
+        );
         if let Some(r) = readyz
             .ok()
             .filter(|r| r.status == 503 && r.text().contains("raft stopped"))

@@ -21,11 +21,7 @@ const RESTARTS: usize = 4;
 
 #[test]
 fn a_follower_killed_during_snapshot_install_converges_and_never_goes_back() {
-    let mut cluster = Cluster::start(
-        3,
-        true,
-        "  snapshot_every: 20\n  keep_after_snapshot: 2\n",
-    );
+    let mut cluster = Cluster::start(3, true, "  snapshot_every: 20\n  keep_after_snapshot: 2\n");
     let mut acked = write_acked(&cluster, "before", 5);
     let leader = cluster.leader(WAIT);
     let lagging = cluster.others(leader)[0];
@@ -104,5 +100,8 @@ fn a_follower_killed_during_snapshot_install_converges_and_never_goes_back() {
             pair[0]
         );
     }
-    assert!(seen.last().is_some_and(|&v| v >= last), "the prober never saw {last}");
+    assert!(
+        seen.last().is_some_and(|&v| v >= last),
+        "the prober never saw {last}"
+    );
 }

@@ -86,7 +86,10 @@ fn append(wal: &Path, bytes: &[u8]) {
 /// The first bytes of an Append record (type 1, a 40-byte log id announced, 5 of
 /// them written): what a write cut short by a crash leaves.
 fn append_partial_record(wal: &Path) {
-    append(wal, &[0, 0, 0, 1, 0, 0, 0, 40, 0xde, 0xad, 0xbe, 0xef, 0x01]);
+    append(
+        wal,
+        &[0, 0, 0, 1, 0, 0, 0, 40, 0xde, 0xad, 0xbe, 0xef, 0x01],
+    );
 }
 
 /// The last record loses its last 3 bytes (part of its checksum).
@@ -120,7 +123,9 @@ fn a_damaged_record_at_the_tail_is_refused_with_one_line_and_the_cluster_goes_on
     // A complete record of a type raft-log never writes: no torn write looks like this.
     append(
         &last_wal_file(&cluster.data_dir(victim)),
-        &[0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+        &[
+            0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+        ],
     );
     cluster.spawn_again(victim);
     let deadline = Instant::now() + WAIT;
