@@ -78,6 +78,25 @@ impl Node {
         self.process.exited()
     }
 
+    /// Waits (up to `limit`) for the process to exit on its own, and reaps it (it no
+    /// longer counts as running); `why` says what should have stopped it.
+    pub fn wait_exit(&mut self, limit: Duration, why: &str) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server {} still runs {limit:?} after {why}",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.kill();
+        status
+    }
+
     /// This server's log (standard error) so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -446,9 +465,9 @@ pub fn data_nodes(node: &Node) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// The version at which each data node joined, from a server's event history.
-pub fn join_versions(node: &Node) -> BTreeMap<String, u64> {
-    let mut joined = BTreeMap::new();
+/// Every event of a server's history, oldest first (all pages).
+pub fn all_events(node: &Node) -> Vec<Value> {
+    let mut events = Vec::new();
     let mut since = 0;
     loop {
         let r = node
@@ -459,16 +478,25 @@ pub fn join_versions(node: &Node) -> BTreeMap<String, u64> {
         assert_eq!(r.status, 200, "{}", r.text());
         let body = r.json();
         for e in body["events"].as_array().expect("events") {
-            if e["type"] == "NodeJoin" {
-                joined.insert(
-                    e["nodeId"].as_str().unwrap().to_string(),
-                    e["version"].as_u64().unwrap(),
-                );
-            }
             since = since.max(e["version"].as_u64().unwrap());
+            events.push(e.clone());
         }
         if body["hasMore"] != Value::Bool(true) {
-            return joined;
+            return events;
         }
     }
+}
+
+/// The version at which each data node joined, from a server's event history.
+pub fn join_versions(node: &Node) -> BTreeMap<String, u64> {
+    all_events(node)
+        .iter()
+        .filter(|e| e["type"] == "NodeJoin")
+        .map(|e| {
+            (
+                e["nodeId"].as_str().unwrap().to_string(),
+                e["version"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }

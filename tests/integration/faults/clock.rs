@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use concord_model::MAX_TIMESTAMP_LEAD_MS;
 
-use crate::cluster_support::{put_node, Node};
+use crate::cluster_support::{all_events, put_node, Node};
 use crate::fault_schedule::{clock_file, Fault, CLOCK_CACHE_SECS};
 use crate::linearizable::{run_checked_history, Plan};
 
@@ -44,27 +44,14 @@ fn now_ms() -> u64 {
 /// `(version, timestamp)` of every change a server holds, by version.
 fn stamps(node: &Node) -> Vec<(u64, u64)> {
     let mut out: Vec<(u64, u64)> = Vec::new();
-    let mut since = 0;
-    loop {
-        let r = node
-            .get(&format!(
-                "/api/topology/events?sinceVersion={since}&limit=1000"
-            ))
-            .expect("events answer");
-        assert_eq!(r.status, 200, "{}", r.text());
-        let body = r.json();
-        for e in body["events"].as_array().expect("events") {
-            let version = e["version"].as_u64().expect("version");
-            let timestamp = e["timestamp"].as_u64().expect("timestamp");
-            if out.last().is_none_or(|(v, _)| *v != version) {
-                out.push((version, timestamp));
-            }
-            since = since.max(version);
-        }
-        if body["hasMore"] != serde_json::Value::Bool(true) {
-            return out;
+    for e in all_events(node) {
+        let version = e["version"].as_u64().expect("version");
+        let timestamp = e["timestamp"].as_u64().expect("timestamp");
+        if out.last().is_none_or(|(v, _)| *v != version) {
+            out.push((version, timestamp));
         }
     }
+    out
 }
 
 #[test]

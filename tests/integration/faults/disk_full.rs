@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use concord_testkit::http::request_within;
 
@@ -94,19 +94,8 @@ fn a_server_whose_disk_fills_stops_loudly_and_rejoins_once_space_is_freed() {
         assert!(text.contains("raft has stopped"), "{text}");
     }
 
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = cluster.node_mut(FULL).exited() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server {FULL} still runs {WAIT:?} after its raft stopped"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = cluster.node_mut(FULL).wait_exit(WAIT, "its raft stopped");
     assert_eq!(status.code(), Some(3), "exit status {status}");
-    cluster.kill(FULL);
 
     // The others go on.
     acked.extend(write_acked(&cluster, "meanwhile", 5));

@@ -13,7 +13,7 @@
 //! In every case the cluster keeps every acknowledged write and goes on.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cluster_support::Cluster;
 
@@ -128,19 +128,10 @@ fn a_damaged_record_at_the_tail_is_refused_with_one_line_and_the_cluster_goes_on
         ],
     );
     cluster.spawn_again(victim);
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = cluster.node_mut(victim).exited() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "a server with a damaged log still runs after {WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = cluster
+        .node_mut(victim)
+        .wait_exit(WAIT, "its log was damaged");
     assert_eq!(status.code(), Some(1), "exit status {status}");
-    cluster.kill(victim);
     let log = cluster.node(victim).log_text();
     let reasons: Vec<&str> = log
         .lines()
