@@ -17,8 +17,13 @@
 //!   leader-loss rules, the subscriber count).
 //! - 4 `http`: the client HTTP/1.1 front (routes, handlers, responses).
 //! - 5 `process`: wires it all together and runs the executors.
+//!
+//! Debug builds only: `debug_break` (layer 0), faults a test switches on to show
+//! that the suite's checks fail on a broken server.
 
 pub mod config;
+#[cfg(debug_assertions)]
+pub mod debug_break;
 pub mod dispatch;
 pub mod executor;
 pub mod http;

@@ -154,6 +154,9 @@ fn ignore_file_size_signal() {
 /// Runs the server until the process is killed, or exits it when Raft stops.
 pub fn run(mut config: Config) -> Result<(), StartError> {
     let reload_signal = reload::ReloadSignal::install();
+    // Says so in the log at once when a test broke this server on purpose.
+    #[cfg(debug_assertions)]
+    crate::debug_break::active();
     raise_open_files_limit(&config);
     ignore_file_size_signal();
     let _lock = lock_data_dir(&config)?;

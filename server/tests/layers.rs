@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     ("config_test", 0),
     ("metrics", 0),
+    ("debug_break", 0),
     ("publish", 1),
     ("service", 1),
     ("raft", 2),

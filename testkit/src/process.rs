@@ -171,15 +171,33 @@ impl TopoProcess {
         });
     }
 
-    /// SIGHUP: the server re-reads its credential files. Panics if it is not running.
+    /// SIGHUP: the server re-reads its credential files.
     pub fn signal_reload(&self) {
-        let pid = self.pid().expect("the server runs") as libc::pid_t;
+        self.signal(libc::SIGHUP, "HUP");
+    }
+
+    /// SIGSTOP: the process freezes (a long GC pause, a stalled VM) with its sockets
+    /// open; peers see silence, not a closed connection.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP, "STOP");
+    }
+
+    /// SIGCONT after [`TopoProcess::pause`].
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT, "CONT");
+    }
+
+    /// Sends `signal` (named `SIG{name}` in messages). Panics if the process is not running.
+    fn signal(&self, signal: libc::c_int, name: &str) {
+        let Some(pid) = self.pid() else {
+            panic!("SIG{name} to a process that is not running");
+        };
         // SAFETY: a plain syscall; the pid is our own child, not yet reaped.
-        let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+        let sent = unsafe { libc::kill(pid as libc::pid_t, signal) };
         assert_eq!(
             sent,
             0,
-            "SIGHUP to {pid}: {}",
+            "SIG{name} to {pid}: {}",
             std::io::Error::last_os_error()
         );
     }

@@ -8,6 +8,10 @@
 //! bytes are swallowed, not refused: the caller sees silence and must time out, as
 //! in a real partition. A connection that lost bytes stays dead after the heal (its
 //! HTTP stream is corrupt); the caller's deadline drops it and it reconnects.
+//!
+//! Links are directed: [`Partitions::isolate`] cuts both directions between servers,
+//! [`Partitions::cut_one_way`] only one (an asymmetric partition); cutting and
+//! restoring a link every few hundred milliseconds makes it flap.
 
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
@@ -52,6 +56,18 @@ impl Partitions {
             cut.insert((node, other));
             cut.insert((other, node));
         }
+    }
+
+    /// Cuts the one link `from` → `to`: connections `from` opens to `to` fall silent
+    /// (requests and their answers), while `to` still reaches `from`. An asymmetric
+    /// partition: `to` stops hearing `from` but can still call it.
+    pub fn cut_one_way(&self, from: u64, to: u64) {
+        self.cut.lock().unwrap().insert((from, to));
+    }
+
+    /// Restores the one link `from` → `to` (see [`Partitions::cut_one_way`]).
+    pub fn restore_one_way(&self, from: u64, to: u64) {
+        self.cut.lock().unwrap().remove(&(from, to));
     }
 
     /// Restores every link.

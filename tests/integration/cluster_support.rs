@@ -68,6 +68,40 @@ impl Node {
         self.process.signal_reload();
     }
 
+    /// SIGSTOP: frozen with its sockets open (see [`TopoProcess::pause`]).
+    pub fn pause(&self) {
+        self.process.pause();
+    }
+
+    /// SIGCONT after [`Node::pause`].
+    pub fn resume(&self) {
+        self.process.resume();
+    }
+
+    /// The exit status, if the process has exited on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.exited()
+    }
+
+    /// Waits (up to `limit`) for the process to exit on its own, and reaps it (it no
+    /// longer counts as running); `why` says what should have stopped it.
+    pub fn wait_exit(&mut self, limit: Duration, why: &str) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.exited() {
+                break status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server {} still runs {limit:?} after {why}",
+                self.id
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.kill();
+        status
+    }
+
     /// This server's log (standard error) so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -145,6 +179,30 @@ impl Cluster {
         yaml: &str,
         secret_of: impl Fn(u64) -> &'static str,
     ) -> Cluster {
+        Cluster::spawn_prepared(n, proxied, yaml, secret_of, |_, _| Vec::new())
+    }
+
+    /// Like [`Cluster::start_with`], but `prepare(id, data_dir)` runs before server
+    /// `id` first starts (it may place the data directory, e.g. on a small tmpfs) and
+    /// returns environment variables for that server (kept across restarts).
+    pub fn start_prepared(
+        n: u64,
+        proxied: bool,
+        yaml: &str,
+        prepare: impl Fn(u64, &std::path::Path) -> Vec<(String, String)>,
+    ) -> Cluster {
+        let cluster = Cluster::spawn_prepared(n, proxied, yaml, |_| PEER_SECRET, prepare);
+        cluster.leader(Duration::from_secs(20));
+        cluster
+    }
+
+    fn spawn_prepared(
+        n: u64,
+        proxied: bool,
+        yaml: &str,
+        secret_of: impl Fn(u64) -> &'static str,
+        prepare: impl Fn(u64, &std::path::Path) -> Vec<(String, String)>,
+    ) -> Cluster {
         let temp = tempfile::tempdir().expect("temp dir");
         let config = temp.path().join("concord.yaml");
         std::fs::write(&config, yaml).expect("config");
@@ -163,7 +221,8 @@ impl Cluster {
         let initial = initial_cluster(ports.iter().map(|(id, _, advertised)| (*id, *advertised)));
         for (id, peer, advertised) in ports {
             let extra = ["--initial-cluster".to_string(), initial.clone()];
-            cluster.add_node(id, peer, advertised, &extra, secret_of(id));
+            let env = prepare(id, &cluster.data_dir(id));
+            cluster.add_node(id, peer, advertised, &extra, secret_of(id), &env);
         }
         cluster
     }
@@ -182,6 +241,7 @@ impl Cluster {
         advertised: SocketAddr,
         extra: &[String],
         secret: &str,
+        env: &[(String, String)],
     ) {
         let client = free_addr();
         let data = self.data_dir(id);
@@ -194,13 +254,17 @@ impl Cluster {
         ]);
         args.extend(extra.iter().cloned());
         let log = self.temp.path().join(format!("node{id}.log"));
+        let mut process = TopoProcess::new(server_binary(), args)
+            .env("CONCORD_PEER_SECRET", secret)
+            .stderr(Stderr::File(log.clone()));
+        for (key, value) in env {
+            process = process.env(key, value);
+        }
         let mut node = Node {
             id,
             client,
             advertised,
-            process: TopoProcess::new(server_binary(), args)
-                .env("CONCORD_PEER_SECRET", secret)
-                .stderr(Stderr::File(log.clone())),
+            process,
             log,
         };
         node.process.spawn();
@@ -222,7 +286,7 @@ impl Cluster {
     pub fn start_joining_with_secret(&mut self, id: u64, secret: &str) -> &Node {
         let peer = free_addr();
         let advertised = self.advertise(id, peer);
-        self.add_node(id, peer, advertised, &["--join".to_string()], secret);
+        self.add_node(id, peer, advertised, &["--join".to_string()], secret, &[]);
         self.node(id)
     }
 
@@ -251,6 +315,15 @@ impl Cluster {
 
     pub fn kill(&mut self, id: u64) {
         self.node_mut(id).kill();
+    }
+
+    /// The running servers other than `id`.
+    pub fn others(&self, id: u64) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|n| n.id != id && n.is_running())
+            .map(|n| n.id)
+            .collect()
     }
 
     /// Starts a killed server again on the same ports, flags and data directory,
@@ -397,9 +470,9 @@ pub fn data_nodes(node: &Node) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// The version at which each data node joined, from a server's event history.
-pub fn join_versions(node: &Node) -> BTreeMap<String, u64> {
-    let mut joined = BTreeMap::new();
+/// Every event of a server's history, oldest first (all pages).
+pub fn all_events(node: &Node) -> Vec<Value> {
+    let mut events = Vec::new();
     let mut since = 0;
     loop {
         let r = node
@@ -410,16 +483,25 @@ pub fn join_versions(node: &Node) -> BTreeMap<String, u64> {
         assert_eq!(r.status, 200, "{}", r.text());
         let body = r.json();
         for e in body["events"].as_array().expect("events") {
-            if e["type"] == "NodeJoin" {
-                joined.insert(
-                    e["nodeId"].as_str().unwrap().to_string(),
-                    e["version"].as_u64().unwrap(),
-                );
-            }
             since = since.max(e["version"].as_u64().unwrap());
+            events.push(e.clone());
         }
         if body["hasMore"] != Value::Bool(true) {
-            return joined;
+            return events;
         }
     }
+}
+
+/// The version at which each data node joined, from a server's event history.
+pub fn join_versions(node: &Node) -> BTreeMap<String, u64> {
+    all_events(node)
+        .iter()
+        .filter(|e| e["type"] == "NodeJoin")
+        .map(|e| {
+            (
+                e["nodeId"].as_str().unwrap().to_string(),
+                e["version"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }

@@ -40,7 +40,7 @@ fn limited_server(dir: &Path, client: SocketAddr, log: &Path) -> TopoProcess {
 }
 
 /// A data node with a few kilobytes of labels: each write grows the log by that much.
-fn bulky_node(client: SocketAddr, i: usize) -> Option<(u16, String)> {
+pub fn bulky_node(client: SocketAddr, i: usize) -> Option<(u16, String)> {
     let labels: Vec<String> = (0..16)
         .map(|l| format!(r#""label-{l}":"{}""#, "x".repeat(200)))
         .collect();

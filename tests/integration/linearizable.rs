@@ -12,7 +12,12 @@
 //! - every subscription is gap-free, duplicate-free and ordered, and ends at the final
 //!   committed version.
 //!
-//! `CONCORD_LONG_TESTS=1` runs each history for 40 s instead of 12 s.
+//! The faults come from a list of kinds (`fault_schedule::Fault`); `faults.rs` runs
+//! the same history under pauses, asymmetric and flapping partitions, slow fsync and
+//! clock jumps.
+//!
+//! `CONCORD_LONG_TESTS=1` (or `CONCORD_LONG_FAULTS=1`) runs each history for 40 s
+//! instead of 12 s.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,6 +31,7 @@ use concord_testkit::observations::{check_plain_reads, check_subscription, Plain
 use concord_testkit::SseClient;
 
 use crate::cluster_support::{join_versions, test_config, Cluster};
+use crate::fault_schedule::{self, Fault, FaultLog};
 
 const WAIT: Duration = Duration::from_secs(20);
 /// What one request may take before its outcome counts as unknown (the servers give
@@ -259,36 +265,6 @@ fn subscriber(shared: &Shared, server: usize, from: u64) -> (u64, Vec<SseItem>) 
     (from, items)
 }
 
-/// Kills the leader and restarts it, then isolates a random server and heals it, in
-/// turn until `until`; returns how many faults it caused.
-fn faults(cluster: &mut Cluster, shared: &Shared, until: Instant) -> usize {
-    let mut rng = fastrand::Rng::with_seed(7);
-    let ids = cluster.ids();
-    let mut count = 0;
-    while Instant::now() + Duration::from_secs(3) < until {
-        std::thread::sleep(Duration::from_millis(1500));
-        let leader = cluster.leader(WAIT);
-        let incarnation = &shared.incarnations[index_of(&ids, leader)];
-        incarnation.fetch_add(1, Ordering::SeqCst);
-        cluster.kill(leader);
-        std::thread::sleep(Duration::from_millis(rng.u64(500..1200)));
-        cluster.restart(leader);
-        incarnation.fetch_add(1, Ordering::SeqCst);
-        count += 1;
-        if Instant::now() + Duration::from_secs(3) >= until {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-        let isolated = ids[rng.usize(..ids.len())];
-        let partitions = cluster.partitions.as_ref().expect("a proxied cluster");
-        partitions.isolate(isolated, &ids);
-        std::thread::sleep(Duration::from_millis(rng.u64(1000..2000)));
-        partitions.heal();
-        count += 1;
-    }
-    count
-}
-
 /// How the writes of a run ended.
 #[derive(Default)]
 struct WriteCounts {
@@ -331,24 +307,87 @@ fn writes_to_check(
     (history, counts)
 }
 
-fn index_of(ids: &[u64], id: u64) -> usize {
-    ids.iter().position(|&i| i == id).expect("a known server")
+/// What one history run does: its cluster, its clients and the faults it injects.
+pub struct Plan<'a> {
+    pub servers: u64,
+    pub clients: usize,
+    /// Injected in turn, over and over, until the run ends.
+    pub faults: &'a [Fault],
+    /// Environment variables of server `id` (an LD_PRELOAD shim, a faked clock).
+    pub env: &'a dyn Fn(u64) -> Vec<(String, String)>,
+    /// How long the clients and faults run (longer with [`long_runs`]).
+    pub duration: Duration,
 }
 
-/// Runs the workload on an `n`-server cluster and checks everything it recorded.
-fn run_checked_history(n: u64, clients: usize) {
-    let long = std::env::var("CONCORD_LONG_TESTS").is_ok_and(|v| v == "1");
-    let (duration, max_ops) = if long {
-        (Duration::from_secs(40), 250)
+impl Plan<'_> {
+    /// `servers` servers, `clients` clients, `faults`, no extra environment.
+    pub fn new(servers: u64, clients: usize, faults: &[Fault]) -> Plan<'_> {
+        Plan {
+            servers,
+            clients,
+            faults,
+            env: &|_| Vec::new(),
+            duration: Duration::from_secs(12),
+        }
+    }
+}
+
+/// Whether the longer runs are asked for (`CONCORD_LONG_TESTS=1` or
+/// `CONCORD_LONG_FAULTS=1`).
+pub fn long_runs() -> bool {
+    ["CONCORD_LONG_TESTS", "CONCORD_LONG_FAULTS"]
+        .iter()
+        .any(|name| std::env::var(name).is_ok_and(|v| v == "1"))
+}
+
+/// Everything a run recorded, once the cluster is quiet again.
+struct Run {
+    /// Kept alive until the checks are done (its logs are shown on a failure).
+    cluster: Cluster,
+    initial: u64,
+    final_version: u64,
+    history: Vec<Recorded>,
+    plain: Vec<PlainRead>,
+    may_apply: Vec<Instant>,
+    streams: Vec<(u64, Vec<SseItem>)>,
+    faults: FaultLog,
+}
+
+/// A run that passed every check: the cluster (quiet, every server running) and
+/// what the fault schedule did, for a test's own further checks.
+pub struct Checked {
+    pub cluster: Cluster,
+    pub faults: FaultLog,
+}
+
+/// Runs the plan's workload and faults and checks everything it recorded.
+pub fn run_checked_history(plan: &Plan) -> Checked {
+    let run = record_history(plan);
+    assert_linearizable(run.initial, run.history);
+    if let Err(broken) = check_plain_reads(&run.plain, run.initial, &run.may_apply) {
+        panic!("{broken}");
+    }
+    assert_subscriptions(&run.cluster.ids(), &run.streams, run.final_version);
+    Checked {
+        cluster: run.cluster,
+        faults: run.faults,
+    }
+}
+
+/// Runs the plan's workload under its faults and records what the clients saw.
+fn record_history(plan: &Plan) -> Run {
+    let (n, clients) = (plan.servers, plan.clients);
+    let (duration, max_ops) = if long_runs() {
+        (plan.duration * 10 / 3, 250)
     } else {
-        (Duration::from_secs(12), 100)
+        (plan.duration, 100)
     };
     // Streams end every few seconds, so resumes happen throughout the run.
     let yaml = format!(
         "{}  notifications:\n    subscription_timeout: 3s\n",
         test_config("")
     );
-    let mut cluster = Cluster::start_with(n, true, &yaml);
+    let mut cluster = Cluster::start_prepared(n, true, &yaml, |id, _| (plan.env)(id));
     let leader = cluster.leader(WAIT);
     let initial = cluster.converged(&cluster.ids(), 0, WAIT).0;
     let until = Instant::now() + duration;
@@ -372,7 +411,8 @@ fn run_checked_history(n: u64, clients: usize) {
             std::thread::spawn(move || client(id, &shared, initial, until, max_ops))
         })
         .collect();
-    let fault_count = faults(&mut cluster, &shared, until);
+    let faults = fault_schedule::inject(&mut cluster, &shared.incarnations, plan.faults, until);
+    let fault_count = faults.count;
     let logs: Vec<ClientLog> = workers.into_iter().map(|w| w.join().unwrap()).collect();
 
     // Quiet now: every server runs and every link is up. The final version, read
@@ -406,7 +446,7 @@ fn run_checked_history(n: u64, clients: usize) {
         "{n} servers, {clients} clients, {fault_count} faults (first leader {leader}): \
          {} checked operations ({} acknowledged writes, {} CAS conflicts, \
          {} linearizable reads, {} unknown outcomes of which {} applied), \
-         {} plain reads, versions {initial}..{final_version}",
+         {} plain reads, versions {initial}..{final_version}; faults {:?}: {faults:?}",
         history.len(),
         counts.acked,
         counts.conflicts,
@@ -414,6 +454,7 @@ fn run_checked_history(n: u64, clients: usize) {
         counts.unknown,
         counts.unknown_applied,
         plain.len(),
+        plan.faults,
     );
     assert!(fault_count >= 2, "only {fault_count} faults");
     assert!(
@@ -423,20 +464,24 @@ fn run_checked_history(n: u64, clients: usize) {
     );
     assert!(reads.len() >= 10, "only {} linearizable reads", reads.len());
 
-    assert_linearizable(initial, history);
-
     let may_apply: Vec<Instant> = logs.iter().flat_map(|l| l.may_apply.clone()).collect();
-    if let Err(broken) = check_plain_reads(&plain, initial, &may_apply) {
-        panic!("{broken}");
+    Run {
+        cluster,
+        initial,
+        final_version,
+        history,
+        plain,
+        may_apply,
+        streams,
+        faults,
     }
-    assert_subscriptions(&cluster.ids(), &streams, final_version);
 }
 
-/// Runs the checker with a time limit and shows the history when it says no.
-fn assert_linearizable(initial: u64, mut history: Vec<Recorded>) {
+/// Runs the checker with a time limit; a violation comes with the history.
+fn linearizability_verdict(initial: u64, history: &[Recorded]) -> Result<(), String> {
     let started = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
-    let checked = history.clone();
+    let checked = history.to_vec();
     std::thread::spawn(move || {
         let _ = tx.send(linearizability::check(initial, &checked));
     });
@@ -444,10 +489,18 @@ fn assert_linearizable(initial: u64, mut history: Vec<Recorded>) {
         .recv_timeout(CHECK_LIMIT)
         .unwrap_or_else(|_| panic!("the checker did not finish within {CHECK_LIMIT:?}"));
     eprintln!("linearizability check took {:?}", started.elapsed());
-    if let Err(violation) = verdict {
+    verdict.map(|_| ()).map_err(|violation| {
+        let mut history = history.to_vec();
         history.sort_by_key(|r| r.invoked);
         let lines: Vec<String> = history.iter().map(|r| r.to_string()).collect();
-        panic!("{violation}\nhistory by invocation:\n{}", lines.join("\n"));
+        format!("{violation}\nhistory by invocation:\n{}", lines.join("\n"))
+    })
+}
+
+/// Runs the checker and fails the test with the history when it says no.
+fn assert_linearizable(initial: u64, history: Vec<Recorded>) {
+    if let Err(violation) = linearizability_verdict(initial, &history) {
+        panic!("{violation}");
     }
 }
 
@@ -477,12 +530,15 @@ fn assert_subscriptions(ids: &[u64], streams: &[(u64, Vec<SseItem>)], final_vers
     }
 }
 
+/// The faults of the two basic runs.
+const KILLS_AND_PARTITIONS: &[Fault] = &[Fault::KillLeader, Fault::Isolate];
+
 #[test]
 fn three_server_history_under_leader_kills_and_partitions_is_linearizable() {
-    run_checked_history(3, 3);
+    run_checked_history(&Plan::new(3, 3, KILLS_AND_PARTITIONS));
 }
 
 #[test]
 fn five_server_history_under_leader_kills_and_partitions_is_linearizable() {
-    run_checked_history(5, 4);
+    run_checked_history(&Plan::new(5, 4, KILLS_AND_PARTITIONS));
 }

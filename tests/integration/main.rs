@@ -11,6 +11,8 @@ mod data_node;
 mod durability;
 mod fail_loudly;
 mod failover;
+mod fault_schedule;
+mod faults;
 mod health;
 mod health_cluster;
 mod history;

@@ -96,6 +96,10 @@ type ReadResult = Result<Response<Body>, (StatusCode, String)>;
 
 /// Confirms leadership through Raft and waits until this executor has applied the read index.
 async fn wait_linearizable(ctx: &ExecutorContext) -> Result<(), Response<Body>> {
+    #[cfg(debug_assertions)]
+    if crate::debug_break::is(crate::debug_break::Break::StaleLinearizableReads) {
+        return Ok(());
+    }
     let timeout = ctx.shared.config.http.write_timeout;
     let outcome = ctx.shared.service.call(Operation::ReadIndex).await;
     let index = outcome
