@@ -94,9 +94,10 @@ pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerSer
         "text/plain; charset=utf-8",
         b"too many peer connections are open (raft.max_peer_connections); retry",
     );
-    conn::accept_loop(listener, options.connections.clone(), refusal, |stream| {
+    conn::accept_loop(listener, options.connections.clone(), refusal, |stream, place| {
         let (node, options) = (node.clone(), options.clone());
         async move {
+            let _place = place;
             let timeouts = options.timeouts;
             let peer = stream.peer_addr().ok();
             let handler_options = options.clone();
@@ -105,12 +106,12 @@ pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerSer
                 async move { handle(req, &node, &options).await }
             };
             match &options.tls {
-                None => conn::serve_http1(stream, peer, timeouts, None, handler).await,
+                None => conn::serve_http1(stream, Default::default(), peer, timeouts, None, handler).await,
                 Some(config) => {
                     let deadline = timeouts.idle.min(timeouts.head);
                     match tls::accept(config, stream, deadline).await {
                         Ok(stream) => {
-                            conn::serve_http1(stream, peer, timeouts, None, handler).await
+                            conn::serve_http1(stream, Default::default(), peer, timeouts, None, handler).await
                         }
                         // Most often a certificate from another CA, or none at all.
                         Err(e) => tracing::warn!(error = %e, "peer TLS handshake refused"),

@@ -1,0 +1,132 @@
+//! The first request head of a connection, read (and parsed with httparse) before
+//! hyper sees the connection, so that a route wanting the socket itself (the SSE
+//! fan-out) can take it; any other connection goes to hyper with the bytes read so
+//! far replayed first ([`Replayed`]). The same limits as hyper's apply: the first byte
+//! within the idle limit, the whole head within the head limit of its first byte.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+/// Headers parsed at most (more: the request goes to hyper, which answers it).
+const MAX_HEADERS: usize = 64;
+
+/// What the start of a connection held.
+#[derive(Debug)]
+pub enum FirstHead {
+    /// The client left, failed, or missed a deadline before a whole head arrived.
+    Gone,
+    /// A whole head that `http` could represent, with nothing after it yet.
+    Request(http::Request<()>),
+    /// Anything else (a malformed, oversized or pipelined head): for hyper.
+    Other,
+}
+
+/// Bytes read ahead of hyper, and when the head they start arrived.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub bytes: Bytes,
+    pub head_started: Option<Instant>,
+}
+
+/// Reads the first head of `stream` (at most `max` bytes); returns it with every
+/// byte read (what hyper must see first if the connection goes to it).
+pub async fn read_first<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    idle: Duration,
+    head_limit: Duration,
+    max: usize,
+) -> (FirstHead, Replay) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 2048];
+    let mut started: Option<Instant> = None;
+    loop {
+        let left = match started {
+            None => idle,
+            Some(at) => (at + head_limit).saturating_duration_since(Instant::now()),
+        };
+        let read = futures_lite::future::or(async { Some(stream.read(&mut chunk).await) }, async {
+            glommio::timer::sleep(left).await;
+            None
+        })
+        .await;
+        let n = match read {
+            Some(Ok(n)) if n > 0 => n,
+            _ => return (FirstHead::Gone, Replay::default()),
+        };
+        started.get_or_insert_with(Instant::now);
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Request::new(&mut headers);
+        let replay = |buf: Vec<u8>| Replay {
+            bytes: Bytes::from(buf),
+            head_started: started,
+        };
+        match parsed.parse(&buf) {
+            Ok(httparse::Status::Partial) if buf.len() < max => continue,
+            Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+                let head = to_request(&parsed).map_or(FirstHead::Other, FirstHead::Request);
+                return (head, replay(buf));
+            }
+            _ => return (FirstHead::Other, replay(buf)),
+        }
+    }
+}
+
+fn to_request(parsed: &httparse::Request<'_, '_>) -> Option<http::Request<()>> {
+    let mut builder = http::Request::builder()
+        .method(parsed.method?)
+        .uri(parsed.path?)
+        .version(match parsed.version? {
+            0 => http::Version::HTTP_10,
+            _ => http::Version::HTTP_11,
+        });
+    for header in parsed.headers.iter() {
+        builder = builder.header(header.name, header.value);
+    }
+    builder.body(()).ok()
+}
+
+/// A stream that first yields `replay`, then reads on.
+pub struct Replayed<S> {
+    pub replay: Bytes,
+    pub stream: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replayed<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.replay[..n]);
+            self.replay.advance(n);
+            return Poll::Ready(Ok(n));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_close(cx)
+    }
+}
