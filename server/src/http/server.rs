@@ -52,33 +52,27 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
             match &ctx.shared.client_tls {
                 None => {
                     let max = max_buf_size.unwrap_or(8192);
-                    let (first, mut replay) =
+                    let (first, replay) =
                         head::read_first(&mut stream, timeouts.idle, timeouts.head, max).await;
-                    let (stream, _place) = match first {
-                        FirstHead::Gone => (None, place),
+                    match first {
+                        FirstHead::Gone => {}
                         FirstHead::Request(req) if router::takes_socket(&req) => {
                             match sse::take_over(req, &ctx, stream, place, peer).await {
                                 // The fan-out writer counts the connection closed.
                                 TakeOver::Taken => return,
-                                TakeOver::Closed => {
-                                    ctx.metrics.connection_closed();
-                                    return;
-                                }
-                                TakeOver::Serve(stream, place) => {
-                                    replay = Default::default();
-                                    (Some(stream), place)
-                                }
+                                TakeOver::Closed => {}
                             }
                         }
-                        FirstHead::Request(_) | FirstHead::Other => (Some(stream), place),
-                    };
-                    if let Some(stream) = stream {
-                        conn::serve_http1(stream, replay, peer, timeouts, max_buf_size, handler)
-                            .await
+                        FirstHead::Request(_) | FirstHead::Other => {
+                            let _place = place;
+                            conn::serve_http1(stream, replay, peer, timeouts, max_buf_size, handler)
+                                .await
+                        }
                     }
                 }
                 Some(config) => match tls::accept(config, stream, handshake_deadline).await {
                     Ok(stream) => {
+                        let _place = place;
                         let replay = Default::default();
                         conn::serve_http1(stream, replay, peer, timeouts, max_buf_size, handler)
                             .await

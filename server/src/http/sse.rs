@@ -167,15 +167,14 @@ pub async fn accept(
 pub enum TakeOver {
     /// The stream is the fan-out writer's now.
     Taken,
-    /// Refused (the answer is sent): hyper serves the connection's next requests.
-    Serve(TcpStream, Place),
-    /// The connection is gone.
+    /// Refused (the answer was sent, with `connection: close`), or gone.
     Closed,
 }
 
 /// Answers `req`, the first request of a plain connection and a subscribe
 /// (`router::takes_socket`): accepted, the head is written by the fan-out writer,
-/// which drives the socket from then on; refused, the refusal is written here.
+/// which drives the socket from then on; refused, the refusal is written here and
+/// the connection closed (as for any answer hyper did not write).
 pub async fn take_over(
     req: Request<()>,
     ctx: &Rc<ExecutorContext>,
@@ -187,12 +186,15 @@ pub async fn take_over(
     let accepted = match router::subscribe(&req, ctx, connection).await {
         Ok(accepted) => accepted,
         Err(refused) => {
-            let (parts, body) = refused.into_parts();
+            let (mut parts, body) = refused.into_parts();
             let body = body.into_full().unwrap_or_default();
-            return match stream.write_all(&serialize(&parts, Some(&body))).await {
-                Ok(()) => TakeOver::Serve(stream, place),
-                Err(_) => TakeOver::Closed,
-            };
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            let _ = stream.write_all(&serialize(&parts, Some(&body))).await;
+            let _ = stream.shutdown(std::net::Shutdown::Write).await;
+            drop(place);
+            return TakeOver::Closed;
         }
     };
     let Ok(socket) = RawSocket::duplicate(&stream) else {
