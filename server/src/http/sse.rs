@@ -219,9 +219,10 @@ pub async fn take_over(
         opening,
         place,
     };
-    match fanout::hand_over(handoff) {
-        Ok(()) => TakeOver::Taken,
-        Err(_) => TakeOver::Closed,
+    if fanout::hand_over(handoff) {
+        TakeOver::Taken
+    } else {
+        TakeOver::Closed
     }
 }
 

@@ -138,19 +138,13 @@ thread_local! {
     static FANOUT: RefCell<Option<Rc<Fanout>>> = const { RefCell::new(None) };
 }
 
-/// Streams this executor's fan-out writer serves.
-pub fn len() -> usize {
-    FANOUT.with(|f| f.borrow().as_ref().map_or(0, |f| f.streams.borrow().len()))
-}
-
-/// Hands a stream to this executor's writer; gives it back when there is none
-/// (the caller then closes it).
-pub fn hand_over(handoff: Handoff) -> Result<(), Box<Handoff>> {
-    let Some(fanout) = FANOUT.with(|f| f.borrow().clone()) else {
-        return Err(Box::new(handoff));
-    };
-    fanout.add(handoff);
-    Ok(())
+/// Hands a stream to this executor's writer: true when the writer serves it from
+/// now on (and counts its connection closed when it ends); false when it is gone
+/// already (its client left before the head was out, or this executor has no writer).
+pub fn hand_over(handoff: Handoff) -> bool {
+    FANOUT
+        .with(|f| f.borrow().clone())
+        .is_some_and(|fanout| fanout.add(handoff))
 }
 
 /// The chunk-framed bytes owed for one (what, filter), built once per pass.
@@ -255,7 +249,7 @@ impl Fanout {
         })
     }
 
-    fn add(&self, handoff: Handoff) {
+    fn add(&self, handoff: Handoff) -> bool {
         let Handoff {
             socket,
             head,
@@ -273,18 +267,19 @@ impl Fanout {
         let mut first = vec![head];
         first.extend(chunked(opening).iter().cloned());
         if !stream.write(&first) {
-            return;
+            return false;
         }
         let mut streams = self.streams.borrow_mut();
         let entry = streams.vacant_entry();
         let key = entry.key();
         if self.watch.add(&stream.socket, key as u64).is_err() {
-            return;
+            return false;
         }
         entry.insert(stream);
         self.sync_armed(&mut streams[key], key);
         self.fresh.borrow_mut().push(key);
         self.wake.notify(1);
+        true
     }
 
     /// Arms `EPOLLOUT` exactly while the stream owes bytes.
