@@ -42,7 +42,10 @@ fn register(server: &Server, name: &str) -> u64 {
 
 /// The versions completed on a stream (the `id:` carriers of change events).
 fn completed(events: &[concord_testkit::sse::SseEvent]) -> Vec<u64> {
-    events.iter().filter_map(|e| e.completed_version()).collect()
+    events
+        .iter()
+        .filter_map(|e| e.completed_version())
+        .collect()
 }
 
 fn metric(server: &Server, name: &str) -> u64 {
@@ -126,7 +129,10 @@ fn ten_thousand_streams_receive_every_version_exactly_once_in_order() {
     let expected: Vec<u64> = ((start + 1)..=last).collect();
     for (i, raw) in streams.iter().enumerate() {
         assert_eq!(raw.decoder.status(), Some(200), "stream {i}");
-        assert_eq!(raw.versions, expected, "stream {i}: every version once, in order");
+        assert_eq!(
+            raw.versions, expected,
+            "stream {i}: every version once, in order"
+        );
     }
     assert_eq!(
         metric(&server, "concord_sse_subscribers"),
@@ -139,7 +145,13 @@ fn ten_thousand_streams_receive_every_version_exactly_once_in_order() {
 /// A batch registering 20 nodes with 64 long labels each: ~1 MB of events per version.
 fn heavy_batch(round: usize) -> String {
     let labels: Vec<String> = (0..64)
-        .map(|l| format!("\"label-{l:03}-{}\":\"{}\"", "k".repeat(100), "v".repeat(250)))
+        .map(|l| {
+            format!(
+                "\"label-{l:03}-{}\":\"{}\"",
+                "k".repeat(100),
+                "v".repeat(250)
+            )
+        })
         .collect();
     let ops: Vec<String> = (0..20)
         .map(|n| {
@@ -282,8 +294,10 @@ fn a_subscribe_after_other_requests_on_one_connection_streams_too() {
     assert_eq!(received.len(), body_end, "nothing but the first answer yet");
     socket
         .write_all(
-            format!("GET /api/topology/subscribe?sinceVersion={start} HTTP/1.1\r\nHost: {host}\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET /api/topology/subscribe?sinceVersion={start} HTTP/1.1\r\nHost: {host}\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .unwrap();
     let mut last = start;

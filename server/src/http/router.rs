@@ -339,7 +339,9 @@ pub async fn subscribe(
             futures_lite::future::or(accept, async { Err(timed_out(ctx).await) }).await
         }
     };
-    let status = decided.as_ref().map_or_else(|r| r.status(), |_| StatusCode::OK);
+    let status = decided
+        .as_ref()
+        .map_or_else(|r| r.status(), |_| StatusCode::OK);
     ctx.metrics
         .record(RouteClass::Subscribe, status.as_u16(), started.elapsed());
     decided

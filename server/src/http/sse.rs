@@ -63,10 +63,8 @@ pub async fn handle(
 ) -> Response<Body> {
     match accept(req.uri(), req.headers(), ctx, connection).await {
         Ok(accepted) => {
-            let mut answer = Response::new(Body::stream(subscribers::open(
-                ctx.clone(),
-                accepted.start,
-            )));
+            let mut answer =
+                Response::new(Body::stream(subscribers::open(ctx.clone(), accepted.start)));
             *answer.headers_mut() = accepted.headers;
             answer
         }
@@ -201,11 +199,7 @@ pub async fn take_over(
         return TakeOver::Closed;
     };
     drop(stream);
-    let (feed, opening) = Feed::open(
-        &ctx.shared,
-        ctx.published.current().version,
-        accepted.start,
-    );
+    let (feed, opening) = Feed::open(&ctx.shared, ctx.published.current().version, accepted.start);
     let (mut head, ()) = Response::new(()).into_parts();
     head.headers = accepted.headers;
     head.headers.insert(

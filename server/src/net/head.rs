@@ -130,3 +130,84 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
         Pin::new(&mut self.stream).poll_close(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `read_first` over `input` (a client that sends it and then waits).
+    fn first(input: &'static [u8]) -> (FirstHead, Replay) {
+        glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .spawn(move || async move {
+                let waits = futures_lite::io::AsyncReadExt::chain(
+                    futures_lite::io::Cursor::new(input),
+                    Pending,
+                );
+                let mut stream = Box::pin(waits);
+                let limit = Duration::from_millis(200);
+                read_first(&mut stream, limit, limit, 1024).await
+            })
+            .expect("an executor")
+            .join()
+            .expect("the executor ran")
+    }
+
+    /// A client that sends nothing more and never leaves.
+    struct Pending;
+
+    impl AsyncRead for Pending {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_whole_head_is_parsed_and_kept_for_replay() {
+        let sent = b"GET /api/topology/subscribe?sinceVersion=4 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\n";
+        let (head, replay) = first(sent);
+        let FirstHead::Request(req) = head else {
+            panic!("{head:?}");
+        };
+        assert_eq!(req.uri().query(), Some("sinceVersion=4"));
+        assert_eq!(req.headers()["last-event-id"], "7");
+        assert_eq!(&replay.bytes[..], &sent[..]);
+        assert!(replay.head_started.is_some());
+    }
+
+    #[test]
+    fn malformed_oversized_pipelined_and_unfinished_heads_go_elsewhere() {
+        let (head, replay) = first(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n");
+        assert!(matches!(head, FirstHead::Other), "malformed: {head:?}");
+        assert!(!replay.bytes.is_empty(), "hyper answers it from the replay");
+        let big: &'static [u8] = Box::leak(
+            format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "y".repeat(2000))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
+        assert!(matches!(first(big).0, FirstHead::Other), "over the limit");
+        let two = b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        let (head, replay) = first(two);
+        assert!(matches!(head, FirstHead::Other), "pipelined");
+        assert_eq!(&replay.bytes[..], &two[..]);
+        assert!(
+            matches!(first(b"GET / HTTP/1.1\r\nHost").0, FirstHead::Gone),
+            "head deadline"
+        );
+        assert!(matches!(first(b"").0, FirstHead::Gone), "idle deadline");
+    }
+
+    #[test]
+    fn replayed_bytes_come_first() {
+        let mut replayed = Replayed {
+            replay: Bytes::from_static(b"abc"),
+            stream: futures_lite::io::Cursor::new(b"def".to_vec()),
+        };
+        let mut out = Vec::new();
+        futures_lite::future::block_on(replayed.read_to_end(&mut out)).unwrap();
+        assert_eq!(out, b"abcdef");
+    }
+}

@@ -42,7 +42,11 @@ impl RawSocket {
             iov_len: 0,
         }; MAX_IOVECS];
         let mut count = 0;
-        for chunk in chunks.into_iter().filter(|c| !c.is_empty()).take(MAX_IOVECS) {
+        for chunk in chunks
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .take(MAX_IOVECS)
+        {
             iov[count] = libc::iovec {
                 iov_base: chunk.as_ptr() as *mut libc::c_void,
                 iov_len: chunk.len(),
@@ -58,13 +62,8 @@ impl RawSocket {
         msg.msg_iovlen = count as _;
         loop {
             // SAFETY: `msg` describes `count` valid buffers borrowed from `chunks`.
-            let sent = unsafe {
-                libc::sendmsg(
-                    self.fd(),
-                    &msg,
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
+            let sent =
+                unsafe { libc::sendmsg(self.fd(), &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
             if sent >= 0 {
                 return Ok(sent as usize);
             }
@@ -187,7 +186,11 @@ mod tests {
     #[test]
     fn a_vectored_send_arrives_in_order_and_a_full_socket_takes_nothing() {
         let (raw, mut client) = pair();
-        let parts = [Bytes::from_static(b"ab"), Bytes::new(), Bytes::from_static(b"cd")];
+        let parts = [
+            Bytes::from_static(b"ab"),
+            Bytes::new(),
+            Bytes::from_static(b"cd"),
+        ];
         assert_eq!(raw.send(&parts).unwrap(), 4);
         let mut got = [0u8; 4];
         client.read_exact(&mut got).unwrap();
@@ -211,7 +214,10 @@ mod tests {
         watch.add(&raw, 7).unwrap();
         let mut out = Vec::new();
         watch.ready(&mut out);
-        assert!(out.is_empty(), "an idle, writable socket is not reported: {out:?}");
+        assert!(
+            out.is_empty(),
+            "an idle, writable socket is not reported: {out:?}"
+        );
         watch.want_writable(&raw, 7, true);
         watch.ready(&mut out);
         assert_eq!(out, vec![(7, Readiness::Writable)]);

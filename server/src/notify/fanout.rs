@@ -182,7 +182,9 @@ impl Pass<'_> {
         }
         let mut frames = Vec::new();
         let reset = match key {
-            UnitKey::Changes(from, filter) => feed::changes(self.published, from, filter, &mut frames),
+            UnitKey::Changes(from, filter) => {
+                feed::changes(self.published, from, filter, &mut frames)
+            }
             UnitKey::Heartbeat(version) => {
                 feed::heartbeat(version, &mut frames);
                 false

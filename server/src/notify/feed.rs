@@ -140,7 +140,12 @@ impl Feed {
 
 /// Appends to `out` the frames of the versions after `from` that `filter` admits, or
 /// the `Reset` frame when the history no longer holds them; true for a `Reset`.
-pub fn changes(published: &Published, from: u64, filter: EventFilter, out: &mut Vec<Bytes>) -> bool {
+pub fn changes(
+    published: &Published,
+    from: u64,
+    filter: EventFilter,
+    out: &mut Vec<Bytes>,
+) -> bool {
     match published.frames_after(from) {
         Some(range) => {
             for i in range {

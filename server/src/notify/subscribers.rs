@@ -198,7 +198,9 @@ pub fn open(ctx: Rc<ExecutorContext>, start: StreamStart) -> impl Stream<Item = 
     });
     REGISTRY.with(|registry| registry.register(&subscriber));
     let state = StreamState {
-        timer: glommio::timer::Timer::new(ctx.shared.config.topology.notifications.heartbeat_interval),
+        timer: glommio::timer::Timer::new(
+            ctx.shared.config.topology.notifications.heartbeat_interval,
+        ),
         ctx,
         subscriber,
         feed,
@@ -238,7 +240,9 @@ async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
             }
             Step::Idle { wake_at } => {
                 // (Losing the leader pokes every executor's publication, which wakes `changed`.)
-                state.timer.reset(wake_at.saturating_duration_since(moment.now));
+                state
+                    .timer
+                    .reset(wake_at.saturating_duration_since(moment.now));
                 let timer = &mut state.timer;
                 futures_lite::future::or(changed, async {
                     timer.await;
