@@ -36,7 +36,8 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
         idle: http.keepalive_timeout,
         head: http.header_read_timeout,
     };
-    let max_buf_size = Some(http.max_header_bytes.max(8192));
+    let max_head = http.max_header_bytes.max(8192);
+    let max_buf_size = Some(max_head);
     // A handshake is the first thing an idle connection owes, and part of its first head.
     let handshake_deadline = timeouts.idle.min(timeouts.head);
     let limit = ctx.shared.connections.clone();
@@ -51,13 +52,12 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
             // and runs under the same deadline as a request head.
             match &ctx.shared.client_tls {
                 None => {
-                    let max = max_buf_size.unwrap_or(8192);
                     let (first, replay) =
-                        head::read_first(&mut stream, timeouts.idle, timeouts.head, max).await;
+                        head::read_first(&mut stream, timeouts.idle, timeouts.head, max_head).await;
                     match first {
                         FirstHead::Gone => {}
                         FirstHead::Request(req) if router::takes_socket(&req) => {
-                            match sse::take_over(req, &ctx, stream, place, peer).await {
+                            match sse::take_over(*req, &ctx, stream, place, peer).await {
                                 // The fan-out writer counts the connection closed.
                                 TakeOver::Taken => return,
                                 TakeOver::Closed => {}

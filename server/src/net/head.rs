@@ -21,7 +21,7 @@ pub enum FirstHead {
     /// The client left, failed, or missed a deadline before a whole head arrived.
     Gone,
     /// A whole head that `http` could represent, with nothing after it yet.
-    Request(http::Request<()>),
+    Request(Box<http::Request<()>>),
     /// Anything else (a malformed, oversized or pipelined head): for hyper.
     Other,
 }
@@ -69,7 +69,8 @@ pub async fn read_first<S: AsyncRead + Unpin>(
         match parsed.parse(&buf) {
             Ok(httparse::Status::Partial) if buf.len() < max => continue,
             Ok(httparse::Status::Complete(len)) if len == buf.len() => {
-                let head = to_request(&parsed).map_or(FirstHead::Other, FirstHead::Request);
+                let head = to_request(&parsed)
+                    .map_or(FirstHead::Other, |r| FirstHead::Request(Box::new(r)));
                 return (head, replay(buf));
             }
             _ => return (FirstHead::Other, replay(buf)),
