@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use concord_testkit::sse::{SseClient, SseDecoder};
 
+use crate::sse::{heavy_batch, register};
 use crate::support::Server;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -27,17 +28,6 @@ fn raise_fd_limit() -> u64 {
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
     }
     limit.rlim_cur
-}
-
-fn register(server: &Server, name: &str) -> u64 {
-    let r = server.send(
-        "PUT",
-        &format!("/api/topology/nodes/{name}"),
-        &[],
-        r#"{"address":"127.0.0.1:7000"}"#,
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["version"].as_u64().unwrap()
 }
 
 /// The versions completed on a stream (the `id:` carriers of change events).
@@ -142,26 +132,14 @@ fn ten_thousand_streams_receive_every_version_exactly_once_in_order() {
     drop(streams);
 }
 
-/// A batch registering 20 nodes with 64 long labels each: ~1 MB of events per version.
-fn heavy_batch(round: usize) -> String {
-    let labels: Vec<String> = (0..64)
-        .map(|l| {
-            format!(
-                "\"label-{l:03}-{}\":\"{}\"",
-                "k".repeat(100),
-                "v".repeat(250)
-            )
-        })
-        .collect();
-    let ops: Vec<String> = (0..20)
-        .map(|n| {
-            format!(
-                r#"{{"op":"registerNode","nodeId":"s{round}-{n}","address":"127.0.0.1:7000","labels":{{{}}}}}"#,
-                labels.join(",")
-            )
-        })
-        .collect();
-    format!(r#"{{"operations":[{}]}}"#, ops.join(","))
+/// Every stream of `subs` completes `version` (and ends its reading there).
+fn all_reach(subs: &mut [SseClient], version: u64) {
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let events = sub
+            .events_through(version, WAIT)
+            .unwrap_or_else(|| panic!("stream {i} got version {version}"));
+        assert_eq!(completed(&events).last(), Some(&version), "stream {i}");
+    }
 }
 
 #[test]
@@ -184,12 +162,7 @@ fn a_stream_that_never_reads_is_cut_off_and_holds_no_one_back() {
         let r = server.send("POST", "/api/topology/batch", &[], &heavy_batch(round));
         assert_eq!(r.status, 200, "{}", r.text());
         last = r.json()["version"].as_u64().unwrap();
-        for (i, sub) in fast.iter_mut().enumerate() {
-            let events = sub
-                .events_through(last, WAIT)
-                .unwrap_or_else(|| panic!("fast stream {i} got version {last}"));
-            assert!(!completed(&events).is_empty());
-        }
+        all_reach(&mut fast, last);
     }
     assert_eq!(metric(&server, "concord_sse_dropped_total"), 0);
     assert_eq!(metric(&server, "concord_sse_subscribers"), 9);
@@ -199,12 +172,7 @@ fn a_stream_that_never_reads_is_cut_off_and_holds_no_one_back() {
         assert_eq!(r.status, 200, "{}", r.text());
         last = r.json()["version"].as_u64().unwrap();
     }
-    for (i, sub) in fast.iter_mut().enumerate() {
-        let events = sub
-            .events_through(last, WAIT)
-            .unwrap_or_else(|| panic!("fast stream {i} got version {last}"));
-        assert_eq!(completed(&events).last(), Some(&last));
-    }
+    all_reach(&mut fast, last);
     assert!(metric(&server, "concord_sse_dropped_total") >= 1);
     assert!(
         slow.events_through(last, Duration::from_secs(30)).is_none(),
