@@ -68,7 +68,7 @@ pub async fn read_first<S: AsyncRead + Unpin>(
         };
         match parsed.parse(&buf) {
             Ok(httparse::Status::Partial) if buf.len() < max => continue,
-            Ok(httparse::Status::Complete(len)) if len == buf.len() => {
+            Ok(httparse::Status::Complete(len)) if len == buf.len() && len <= max => {
                 let head = to_request(&parsed)
                     .map_or(FirstHead::Other, |r| FirstHead::Request(Box::new(r)));
                 return (head, replay(buf));
