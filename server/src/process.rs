@@ -291,6 +291,7 @@ async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Rec
         cache: Default::default(),
     });
     glommio::spawn_local(subscribers::watchdog(ctx.clone())).detach();
+    glommio::spawn_local(crate::notify::fanout::writer(ctx.clone())).detach();
     let addr = shared.config.client_addr;
     if let Err(e) = crate::http::server::serve(addr, ctx).await {
         eprintln!("concord-topo: executor {index} cannot listen on {addr}: {e}");

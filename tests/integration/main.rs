@@ -11,6 +11,7 @@ mod data_node;
 mod durability;
 mod fail_loudly;
 mod failover;
+mod fanout;
 mod fault_schedule;
 mod faults;
 mod health;

@@ -10,7 +10,7 @@ use crate::support::Server;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Registers node `name`; returns the version the write produced.
-fn register(server: &Server, name: &str) -> u64 {
+pub fn register(server: &Server, name: &str) -> u64 {
     let r = server.send(
         "PUT",
         &format!("/api/topology/nodes/{name}"),
@@ -169,7 +169,7 @@ fn a_filtered_subscriber_gets_only_its_types() {
 }
 
 /// A batch registering 20 nodes with 64 long labels each: ~1 MB of events per version.
-fn heavy_batch(round: usize) -> String {
+pub fn heavy_batch(round: usize) -> String {
     let labels: Vec<String> = (0..64)
         .map(|l| {
             format!(

@@ -27,6 +27,14 @@ impl Body {
         Body(Kind::Once(None))
     }
 
+    /// The whole body, when it is one buffer (`None` for a stream); empty for none.
+    pub fn into_full(self) -> Option<Bytes> {
+        match self.0 {
+            Kind::Once(bytes) => Some(bytes.unwrap_or_default()),
+            Kind::Stream(_) => None,
+        }
+    }
+
     /// A body produced chunk by chunk until the stream ends (chunked encoding).
     pub fn stream(stream: impl Stream<Item = Bytes> + 'static) -> Body {
         Body(Kind::Stream(Box::pin(stream)))

@@ -246,7 +246,6 @@ pub async fn handle(
         }
     };
     let class = matched.as_ref().map_or(RouteClass::Other, Route::class);
-    let timeout = ctx.shared.config.http.request_timeout;
     let plain_read = matched.as_ref().is_ok_and(Route::answered_from_memory)
         && !req.uri().query().is_some_and(|q| q.contains("consistency"));
     let needed = matched.as_ref().ok().and_then(Route::scope);
@@ -284,24 +283,68 @@ pub async fn handle(
             }
         }
     };
-    let timed_out = async {
-        glommio::timer::sleep(timeout).await;
-        let published = ctx.published.current();
-        response::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("the request was not answered within {timeout:?}"),
-            ctx.headers_for(&published),
-        )
-    };
     // Plain reads answer from memory without waiting on anything: no timer for them.
     let response = if !plain_read {
-        futures_lite::future::or(work, timed_out).await
+        futures_lite::future::or(work, timed_out(&ctx)).await
     } else {
         work.await
     };
     ctx.metrics
         .record(class, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// The answer of a request not answered within `http.request_timeout`, once it ran out.
+async fn timed_out(ctx: &ExecutorContext) -> Response<Body> {
+    let timeout = ctx.shared.config.http.request_timeout;
+    glommio::timer::sleep(timeout).await;
+    let published = ctx.published.current();
+    response::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("the request was not answered within {timeout:?}"),
+        ctx.headers_for(&published),
+    )
+}
+
+/// True when `req` (a head read ahead of hyper, `net::head`) may take its socket from
+/// hyper: a GET subscribe over HTTP/1.1 without a body. Anything else stays with hyper.
+pub fn takes_socket(req: &Request<()>) -> bool {
+    let headers = req.headers();
+    req.method() == Method::GET
+        && req.version() == http::Version::HTTP_11
+        && matches!(route(req.method(), req.uri().path()), Ok(Route::Subscribe))
+        && !headers.contains_key(http::header::TRANSFER_ENCODING)
+        && headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|length| length == "0")
+}
+
+/// A subscribe taking its socket (`takes_socket`): the scope check, the metrics and
+/// the request timeout of [`handle`], then `sse::accept`.
+pub async fn subscribe(
+    req: &Request<()>,
+    ctx: &Rc<ExecutorContext>,
+    connection: Rc<ConnectionGuard>,
+) -> Result<sse::Accepted, Response<Body>> {
+    let started = Instant::now();
+    let grant = ctx
+        .shared
+        .config
+        .credentials
+        .grant_for(req.headers(), Some(Scope::Read));
+    let decided = match extract::require(grant, Scope::Read, ctx.current_headers()) {
+        Err(refusal) => Err(refusal),
+        Ok(()) => {
+            let accept = sse::accept(req.uri(), req.headers(), ctx, connection);
+            futures_lite::future::or(accept, async { Err(timed_out(ctx).await) }).await
+        }
+    };
+    let status = decided
+        .as_ref()
+        .map_or_else(|r| r.status(), |_| StatusCode::OK);
+    ctx.metrics
+        .record(RouteClass::Subscribe, status.as_u16(), started.elapsed());
+    decided
 }
 
 #[cfg(test)]

@@ -5,6 +5,10 @@
 //! state machine (keep-alive, pipelining) over [`crate::net::io::HyperIo`], on the
 //! socket itself or, with `tls:` configured, on TLS over it. All executors share one
 //! cap, `http.max_connections` (`Shared::connections`).
+//!
+//! On a plain connection the first request head is read here first (`net::head`):
+//! a subscribe takes the socket out of hyper for the fan-out writer
+//! (`sse::take_over`); anything else goes to hyper with those bytes replayed.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -12,8 +16,10 @@ use std::rc::Rc;
 use concord_api::Envelope;
 
 use super::router;
+use super::sse::{self, TakeOver};
 use crate::executor::ExecutorContext;
 use crate::net::conn::{self, ConnectionTimeouts};
+use crate::net::head::{self, FirstHead};
 use crate::net::{listen, tls, Sharing};
 
 /// Accepts connections on `addr` until the executor stops; never returns on success.
@@ -30,11 +36,12 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
         idle: http.keepalive_timeout,
         head: http.header_read_timeout,
     };
-    let max_buf_size = Some(http.max_header_bytes.max(8192));
+    let max_head = http.max_header_bytes.max(8192);
+    let max_buf_size = Some(max_head);
     // A handshake is the first thing an idle connection owes, and part of its first head.
     let handshake_deadline = timeouts.idle.min(timeouts.head);
     let limit = ctx.shared.connections.clone();
-    conn::accept_loop(listener, limit, refusal, |stream| {
+    conn::accept_loop(listener, limit, refusal, |mut stream, place| {
         let ctx = ctx.clone();
         async move {
             ctx.metrics.connection_opened();
@@ -46,10 +53,31 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
             // The configuration in force when the connection arrived: a reload
             // (SIGHUP) applies to the next handshake, not to connections already open.
             match ctx.shared.credentials.client_tls() {
-                None => conn::serve_http1(stream, peer, timeouts, max_buf_size, handler).await,
+                None => {
+                    let (first, replay) =
+                        head::read_first(&mut stream, timeouts.idle, timeouts.head, max_head).await;
+                    match first {
+                        FirstHead::Gone => {}
+                        FirstHead::Request(req) if router::takes_socket(&req) => {
+                            match sse::take_over(*req, &ctx, stream, place, peer).await {
+                                // The fan-out writer counts the connection closed.
+                                TakeOver::Taken => return,
+                                TakeOver::Closed => {}
+                            }
+                        }
+                        FirstHead::Request(_) | FirstHead::Other => {
+                            let _place = place;
+                            conn::serve_http1(stream, replay, peer, timeouts, max_buf_size, handler)
+                                .await
+                        }
+                    }
+                }
                 Some(config) => match tls::accept(&config, stream, handshake_deadline).await {
                     Ok(stream) => {
-                        conn::serve_http1(stream, peer, timeouts, max_buf_size, handler).await
+                        let _place = place;
+                        let replay = Default::default();
+                        conn::serve_http1(stream, replay, peer, timeouts, max_buf_size, handler)
+                            .await
                     }
                     Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                 },

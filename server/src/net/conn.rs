@@ -24,7 +24,8 @@ use glommio::net::{TcpListener, TcpStream};
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::capacity::Capacity;
+use super::capacity::{Capacity, Place};
+use super::head::{Replay, Replayed};
 use super::io::{GlommioTimer, HyperIo};
 use super::ConnectionGuard;
 
@@ -48,14 +49,15 @@ pub fn refusal(content_type: &str, body: &[u8]) -> Bytes {
 }
 
 /// Accepts connections on `listener` until the executor stops, serving each one
-/// `limit` has room for as a local task (`serve`) and refusing the others with `refusal`.
+/// `limit` has room for as a local task (`serve`, which holds the connection's place
+/// until the connection ends) and refusing the others with `refusal`.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
     limit: Arc<Capacity>,
     refusal: Bytes,
     serve: F,
 ) where
-    F: Fn(TcpStream) -> Fut,
+    F: Fn(TcpStream, Place) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
     let refusing = Rc::new(Cell::new(0usize));
@@ -71,13 +73,8 @@ pub async fn accept_loop<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         match limit.take() {
-            Some(permit) => {
-                let connection = serve(stream);
-                glommio::spawn_local(async move {
-                    connection.await;
-                    drop(permit);
-                })
-                .detach();
+            Some(place) => {
+                glommio::spawn_local(serve(stream, place)).detach();
             }
             None if refusing.get() < MAX_REFUSING => {
                 refusing.set(refusing.get() + 1);
@@ -127,9 +124,11 @@ pub struct ConnectionTimeouts {
 
 /// Serves one HTTP/1.1 connection (a socket, or TLS over one; `peer` is the socket's
 /// remote address) with `handler` until the client leaves, a limit cuts it off or the
-/// handler closes it through its [`ConnectionGuard`].
+/// handler closes it through its [`ConnectionGuard`]. `replay` holds bytes already
+/// read from the socket (a head read ahead of hyper, `net::head`).
 pub async fn serve_http1<S, F, Fut, B>(
     stream: S,
+    replay: Replay,
     peer: Option<SocketAddr>,
     timeouts: ConnectionTimeouts,
     max_buf_size: Option<usize>,
@@ -163,11 +162,19 @@ pub async fn serve_http1<S, F, Fut, B>(
     if let Some(size) = max_buf_size {
         builder.max_buf_size(size);
     }
+    // A head that started arriving before hyper saw it keeps its deadline.
+    let timer = replay.head_started.map(|at| {
+        clock.head_started.set(Some(at));
+        glommio::timer::Timer::new((at + timeouts.head).saturating_duration_since(Instant::now()))
+    });
     let io = HyperIo(HeadTimed {
-        stream,
+        stream: Replayed {
+            replay: replay.bytes,
+            stream,
+        },
         clock,
         limit: timeouts.head,
-        timer: None,
+        timer,
     });
     let conn = builder.serve_connection(io, service);
     // Dropping the connection future closes the socket.

@@ -9,7 +9,9 @@ pub mod allow;
 pub mod bearer;
 pub mod capacity;
 pub mod conn;
+pub mod head;
 pub mod io;
+pub mod raw;
 pub mod tls;
 
 pub use bearer::authorized;

@@ -3,6 +3,8 @@
 //! closes streams (`leader_loss`). The frames themselves are encoded once per
 //! version at publication (`publish::frames`, re-exported here).
 
+pub mod fanout;
+pub mod feed;
 pub mod leader_loss;
 pub mod subscribers;
 

@@ -15,16 +15,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_lite::Stream;
 
-use super::leader_loss;
+use super::feed::{self, Feed, Moment, Step};
 use crate::executor::{ExecutorContext, Shared};
 use crate::net::conn::address_key;
 use crate::net::ConnectionGuard;
-use crate::publish::frames::{progress_frame, retry_line, EventFilter, KEEP_ALIVE};
+use crate::publish::frames::EventFilter;
 
 /// One subscriber, as its executor's watchdog sees it.
 pub struct Subscriber {
@@ -171,6 +171,7 @@ pub async fn watchdog(ctx: Rc<ExecutorContext>) {
 pub struct StreamStart {
     pub cursor: u64,
     pub filter: EventFilter,
+    /// Its connection (the fan-out writer drives its socket without one).
     pub connection: Rc<ConnectionGuard>,
     pub slot: Slot,
 }
@@ -178,44 +179,32 @@ pub struct StreamStart {
 struct StreamState {
     ctx: Rc<ExecutorContext>,
     subscriber: Rc<Subscriber>,
-    filter: EventFilter,
+    feed: Feed,
     pending: VecDeque<Bytes>,
-    closes_at: Instant,
-    idle_since: Instant,
     /// Heartbeat / close / leader-loss deadline, reset per wait rather than made anew.
     timer: glommio::timer::Timer,
-    /// Given back when the stream is dropped.
-    _slot: Slot,
 }
 
-fn jitter(base: Duration, fraction: f64) -> Duration {
-    base.mul_f64(1.0 + fastrand::f64() * fraction)
-}
-
-/// The body stream of one subscription; it holds its [`Slot`] until dropped.
+/// The body stream of one subscription served through hyper (a subscribe that is
+/// not the first request of its connection, or one over TLS): the same [`Feed`] as
+/// the fan-out writer's streams, driven by the response body; it holds its [`Slot`]
+/// until dropped.
 pub fn open(ctx: Rc<ExecutorContext>, start: StreamStart) -> impl Stream<Item = Bytes> {
+    let connection = start.connection.clone();
+    let (feed, opening) = Feed::open(&ctx.shared, ctx.published.current().version, start);
     let subscriber = Rc::new(Subscriber {
-        cursor: Cell::new(start.cursor),
-        connection: start.connection,
+        cursor: Cell::new(feed.cursor()),
+        connection,
     });
     REGISTRY.with(|registry| registry.register(&subscriber));
-    let notifications = &ctx.shared.config.topology.notifications;
-    let now = Instant::now();
-    let mut pending = VecDeque::new();
-    pending.push_back(retry_line(1000 + fastrand::u64(0..1000)));
-    if start.cursor == ctx.published.current().version {
-        // Tell the client at once where its stream starts.
-        pending.push_back(progress_frame(start.cursor));
-    }
     let state = StreamState {
-        closes_at: now + jitter(notifications.subscription_timeout, 0.1),
-        idle_since: now,
-        timer: glommio::timer::Timer::new(notifications.heartbeat_interval),
+        timer: glommio::timer::Timer::new(
+            ctx.shared.config.topology.notifications.heartbeat_interval,
+        ),
         ctx,
         subscriber,
-        filter: start.filter,
-        pending,
-        _slot: start.slot,
+        feed,
+        pending: opening.into(),
     };
     futures_lite::stream::unfold(state, |mut state| async move {
         let chunk = next_chunk(&mut state).await?;
@@ -225,71 +214,42 @@ pub fn open(ctx: Rc<ExecutorContext>, start: StreamStart) -> impl Stream<Item = 
 
 async fn next_chunk(state: &mut StreamState) -> Option<Bytes> {
     let ctx = state.ctx.clone();
-    let notifications = &ctx.shared.config.topology.notifications;
     loop {
         if let Some(chunk) = state.pending.pop_front() {
             return Some(chunk);
         }
-        let now = Instant::now();
-        if now >= state.closes_at
-            || leader_loss::lost(&ctx.shared)
-            || state.subscriber.connection.is_closed()
-        {
+        if state.subscriber.connection.is_closed() {
             return None;
         }
         let changed = ctx.published.changed();
         let published = ctx.published.current();
-        let cursor = state.subscriber.cursor.get();
-        if published.version > cursor {
-            if lagging(
-                published.version,
-                cursor,
-                notifications.subscriber_queue as u64,
-            ) {
+        let moment = Moment::at(&ctx.shared, Instant::now());
+        let mut frames = Vec::new();
+        match state.feed.next(&published, &moment) {
+            Step::Changes { from } => {
+                if feed::changes(&published, from, state.feed.filter(), &mut frames) {
+                    ctx.metrics.sse_reset();
+                }
+                state.subscriber.cursor.set(state.feed.cursor());
+            }
+            Step::Heartbeat { version } => feed::heartbeat(version, &mut frames),
+            Step::End => return None,
+            Step::Lagging => {
                 ctx.metrics.sse_dropped();
                 return None;
             }
-            let mut frames = Vec::new();
-            match published.frames_after(cursor) {
-                Some(range) => {
-                    for i in range {
-                        published.frames[i].write_filtered(&state.filter, &mut frames);
-                    }
-                }
-                None => {
-                    ctx.metrics.sse_reset();
-                    frames.push(published.reset_frame().clone());
-                }
+            Step::Idle { wake_at } => {
+                // (Losing the leader pokes every executor's publication, which wakes `changed`.)
+                state
+                    .timer
+                    .reset(wake_at.saturating_duration_since(moment.now));
+                let timer = &mut state.timer;
+                futures_lite::future::or(changed, async {
+                    timer.await;
+                })
+                .await;
             }
-            state.pending.extend(frames);
-            state.subscriber.cursor.set(published.version);
-            state.idle_since = now;
-            continue;
         }
-        let heartbeat_at = state.idle_since + notifications.heartbeat_interval;
-        let mut wake_at = heartbeat_at.min(state.closes_at);
-        // Leaderless: wake when the election timeout has run out, to close the stream.
-        if let Some(closes) = leader_loss::closes_at(&ctx.shared, now) {
-            wake_at = wake_at.min(closes);
-        }
-        // (Losing the leader pokes every executor's publication, which wakes `changed`.)
-        state.timer.reset(wake_at.saturating_duration_since(now));
-        let timer = &mut state.timer;
-        let timed_out = futures_lite::future::or(
-            async {
-                changed.await;
-                false
-            },
-            async {
-                timer.await;
-                true
-            },
-        )
-        .await;
-        if timed_out && Instant::now() >= heartbeat_at {
-            state.pending.push_back(Bytes::from_static(KEEP_ALIVE));
-            state.pending.push_back(progress_frame(cursor));
-            state.idle_since = Instant::now();
-        }
+        state.pending.extend(frames);
     }
 }

@@ -95,31 +95,48 @@ pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerSer
         "text/plain; charset=utf-8",
         b"too many peer connections are open (raft.max_peer_connections); retry",
     );
-    conn::accept_loop(listener, options.connections.clone(), refusal, |stream| {
-        let (node, options) = (node.clone(), options.clone());
-        async move {
-            let timeouts = options.timeouts;
-            let peer = stream.peer_addr().ok();
-            let handler_options = options.clone();
-            let handler = move |req, _connection| {
-                let (node, options) = (node.clone(), handler_options.clone());
-                async move { handle(req, &node, &options).await }
-            };
-            match options.credentials.peer_tls() {
-                None => conn::serve_http1(stream, peer, timeouts, None, handler).await,
-                Some(peer_tls) => {
-                    let deadline = timeouts.idle.min(timeouts.head);
-                    match tls::accept(&peer_tls.server, stream, deadline).await {
-                        Ok(stream) => {
-                            conn::serve_http1(stream, peer, timeouts, None, handler).await
+    conn::accept_loop(
+        listener,
+        options.connections.clone(),
+        refusal,
+        |stream, place| {
+            let (node, options) = (node.clone(), options.clone());
+            async move {
+                let _place = place;
+                let timeouts = options.timeouts;
+                let peer = stream.peer_addr().ok();
+                let handler_options = options.clone();
+                let handler = move |req, _connection| {
+                    let (node, options) = (node.clone(), handler_options.clone());
+                    async move { handle(req, &node, &options).await }
+                };
+                match options.credentials.peer_tls() {
+                    None => {
+                        conn::serve_http1(stream, Default::default(), peer, timeouts, None, handler)
+                            .await
+                    }
+                    Some(peer_tls) => {
+                        let deadline = timeouts.idle.min(timeouts.head);
+                        match tls::accept(&peer_tls.server, stream, deadline).await {
+                            Ok(stream) => {
+                                conn::serve_http1(
+                                    stream,
+                                    Default::default(),
+                                    peer,
+                                    timeouts,
+                                    None,
+                                    handler,
+                                )
+                                .await
+                            }
+                            // Most often a certificate from another CA, or none at all.
+                            Err(e) => tracing::warn!(error = %e, "peer TLS handshake refused"),
                         }
-                        // Most often a certificate from another CA, or none at all.
-                        Err(e) => tracing::warn!(error = %e, "peer TLS handshake refused"),
                     }
                 }
             }
-        }
-    })
+        },
+    )
     .await;
 }
 
