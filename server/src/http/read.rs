@@ -95,7 +95,7 @@ pub async fn handle(
 type ReadResult = Result<Response<Body>, (StatusCode, String)>;
 
 /// Confirms leadership through Raft and waits until this executor has applied the read index.
-async fn wait_linearizable(ctx: &ExecutorContext) -> Result<(), Response<Body>> {
+pub(super) async fn wait_linearizable(ctx: &ExecutorContext) -> Result<(), Response<Body>> {
     let timeout = ctx.shared.config.http.write_timeout;
     let outcome = ctx.shared.service.call(Operation::ReadIndex).await;
     let index = outcome
