@@ -157,7 +157,9 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], BackupError> {
         if self.rest.len() < n {
-            return Err(BackupError::Truncated(format!("the file ends inside the {what}")));
+            return Err(BackupError::Truncated(format!(
+                "the file ends inside the {what}"
+            )));
         }
         let (head, rest) = self.rest.split_at(n);
         self.rest = rest;

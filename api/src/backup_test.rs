@@ -26,7 +26,10 @@ fn a_wrong_magic_is_refused() {
     bytes[0] = b'X';
     assert_eq!(verify(&bytes).unwrap_err(), BackupError::WrongMagic);
     assert_eq!(verify(b"").unwrap_err(), BackupError::WrongMagic);
-    assert_eq!(verify(b"{\"json\": true}").unwrap_err(), BackupError::WrongMagic);
+    assert_eq!(
+        verify(b"{\"json\": true}").unwrap_err(),
+        BackupError::WrongMagic
+    );
 }
 
 #[test]

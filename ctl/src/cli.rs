@@ -75,6 +75,9 @@ pub enum Command {
     /// Health checks.
     #[command(subcommand)]
     Health(HealthCommand),
+    /// Backups: save the replicated state to a file, or inspect one.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Committed events after a version.
     Events {
         #[arg(long)]
@@ -175,6 +178,15 @@ pub struct WatchArgs {
     /// Stop after this long (e.g. 30s).
     #[arg(long = "for", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a consistent, checksummed backup (needs an admin token); restore it
+    /// with `concord-topo restore --from FILE`.
+    Save { file: PathBuf },
+    /// Print a backup file's header and verify it.
+    Inspect { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,12 +4,13 @@
 //! - [`transport`]: requests with failover across `--endpoints`.
 //! - [`answer`]: answers decoded through `concord-api`'s envelope; refusals.
 //! - [`commands`]: topology reads and writes; [`members`]: Raft membership;
-//!   [`watch`]: following the SSE stream.
+//!   [`watch`]: following the SSE stream; [`backup`]: `snapshot save/inspect`.
 //! - [`render`]: `-o json` or human tables.
 //!
 //! Exit codes: 0 ok, 1 refused by the server, 2 usage, 3 unreachable.
 
 pub mod answer;
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod error;

@@ -137,7 +137,10 @@ fn routes() -> Vec<(&'static str, Vec<(Verb, Endpoint)>)> {
             "api/cluster/status",
             vec![(Get, E::Admin(AdminRoute::ClusterStatus))],
         ),
-        ("api/admin/snapshot", vec![(Get, E::Admin(AdminRoute::Snapshot))]),
+        (
+            "api/admin/snapshot",
+            vec![(Get, E::Admin(AdminRoute::Snapshot))],
+        ),
         (
             "api/cluster/learners",
             vec![(Post, E::Membership(MembershipRoute::AddLearner))],
@@ -202,9 +205,8 @@ impl Route<'_> {
             Route::Read(_) => RouteClass::Read,
             Route::Subscribe => RouteClass::Subscribe,
             Route::Write(_) | Route::HealthRound => RouteClass::Write,
-            Route::Membership(_) | Route::Admin(AdminRoute::ClusterStatus | AdminRoute::Snapshot) => {
-                RouteClass::Cluster
-            }
+            Route::Membership(_)
+            | Route::Admin(AdminRoute::ClusterStatus | AdminRoute::Snapshot) => RouteClass::Cluster,
             Route::Admin(_) => RouteClass::Probe,
         }
     }

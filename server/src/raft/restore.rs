@@ -43,10 +43,7 @@ pub enum RestoreError {
     #[error("data directory {0} is not empty: restore only into a new or empty directory")]
     NotEmpty(String),
     #[error("data directory {dir}: {source}")]
-    DataDir {
-        dir: String,
-        source: std::io::Error,
-    },
+    DataDir { dir: String, source: std::io::Error },
     #[error(transparent)]
     Write(#[from] SnapshotStoreError),
 }
@@ -76,23 +73,24 @@ pub fn restore(
         file: name.clone(),
         source,
     })?;
-    let (header, state) = backup::decode(&bytes).map_err(|source| RestoreError::Backup {
-        file: name,
-        source,
-    })?;
+    let (header, state) =
+        backup::decode(&bytes).map_err(|source| RestoreError::Backup { file: name, source })?;
     if !members.contains_key(&node_id) {
         return Err(RestoreError::NotAMember {
             node_id,
-            members: members.keys().map(u64::to_string).collect::<Vec<_>>().join(","),
+            members: members
+                .keys()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
         });
     }
     let created = claim_empty(data_dir)?;
-    let body = encode_body(&restored_meta(members), &state).map_err(|source| {
-        RestoreError::DataDir {
+    let body =
+        encode_body(&restored_meta(members), &state).map_err(|source| RestoreError::DataDir {
             dir: data_dir.display().to_string(),
             source,
-        }
-    });
+        });
     let written = body.and_then(|body| {
         let store = SnapshotStore::open(data_dir.join(SNAPSHOT_SUBDIR))?;
         store.replace(&seal(&body))?;
