@@ -23,11 +23,11 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use clap::Parser;
-use concordkv_topology::http::Endpoint;
+use concordkv_topology::http::{tls_config as tls_config_from, Endpoint, TlsIdentity};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command, SnapshotCommand};
 use crate::error::{CtlError, Result};
-use crate::transport::Transport;
+use crate::transport::{TlsConfig, Transport};
 
 /// Runs one invocation; `args` are what follows `ctl`. Returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
@@ -50,6 +50,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 fn run(cli: &Cli) -> Result<()> {
+    // Reads a local file: no server, no credentials.
+    if let Command::Snapshot(SnapshotCommand::Inspect { file }) = &cli.command {
+        return backup::inspect(cli.output, file);
+    }
     let endpoints = cli
         .endpoints
         .iter()
@@ -57,15 +61,46 @@ fn run(cli: &Cli) -> Result<()> {
             Endpoint::parse(e).map_err(|why| CtlError::Usage(format!("--endpoints {e:?}: {why}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    if endpoints.iter().any(|e| e.tls) {
-        return Err(CtlError::Usage(
-            "https:// endpoints are not supported by ctl yet; use the servers' plain client port"
-                .into(),
-        ));
-    }
+    let tls = tls_config(cli, &endpoints)?;
     let token = token(cli.token_file.as_deref())?;
-    let transport = Transport::new(endpoints, token, cli.timeout);
+    let transport = Transport::new(endpoints, token, cli.timeout, tls);
     commands::run(cli, &transport)
+}
+
+/// The TLS configuration from `--cacert` (and `--cert`/`--key`), which `https://`
+/// endpoints need; the files are read now, so a bad one shows before anything is sent.
+fn tls_config(cli: &Cli, endpoints: &[Endpoint]) -> Result<Option<TlsConfig>> {
+    let Some(cacert) = cli.cacert.as_deref() else {
+        if let Some(ep) = endpoints.iter().find(|e| e.tls) {
+            return Err(CtlError::Usage(format!(
+                "https://{} needs --cacert FILE (the CA that signed the servers' certificates)",
+                ep.authority
+            )));
+        }
+        if cli.cert.is_some() {
+            return Err(CtlError::Usage(
+                "--cert is presented over https:// only, which needs --cacert too".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let identity = cli
+        .cert
+        .as_deref()
+        .zip(cli.key.as_deref())
+        .map(|(cert_file, key_file)| TlsIdentity {
+            cert_file,
+            key_file,
+        });
+    tls_config_from(cacert, identity).map(Some).map_err(|e| {
+        // The library names its own options; ctl's are flags.
+        let text = e
+            .to_string()
+            .replacen("ca_file", "--cacert", 1)
+            .replacen("client_cert_file", "--cert", 1)
+            .replacen("client_key_file", "--key", 1);
+        CtlError::Usage(text)
+    })
 }
 
 /// The bearer token: `--token-file`, else `CONCORD_TOKEN`, else none.

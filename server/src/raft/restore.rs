@@ -49,13 +49,10 @@ pub enum RestoreError {
 }
 
 impl RestoreError {
-    /// True when the input was refused (a bad file or argument, a used directory),
-    /// false when the file system failed.
+    /// True when the input was refused (an unreadable or bad file, a bad argument,
+    /// a used directory), false when writing the data directory failed.
     pub fn is_refusal(&self) -> bool {
-        !matches!(
-            self,
-            RestoreError::DataDir { .. } | RestoreError::Write(_) | RestoreError::Read { .. }
-        )
+        !matches!(self, RestoreError::DataDir { .. } | RestoreError::Write(_))
     }
 }
 

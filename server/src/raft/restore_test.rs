@@ -68,7 +68,10 @@ fn a_damaged_file_writes_nothing() {
         assert!(!dir.exists(), "nothing written for {}", bad.display());
     }
     let err = restore(&tmp.path().join("absent"), &dir, 1, &members(&[1])).unwrap_err();
-    assert!(matches!(err, RestoreError::Read { .. }), "{err}");
+    assert!(
+        matches!(err, RestoreError::Read { .. }) && err.is_refusal(),
+        "{err}"
+    );
     assert!(!dir.exists());
 }
 
