@@ -31,14 +31,9 @@ use crate::transport::{TlsConfig, Transport};
 
 /// Runs one invocation; `args` are what follows `ctl`. Returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let argv = std::iter::once(OsString::from("concord-topo ctl")).chain(args);
-    let cli = match Cli::try_parse_from(argv) {
+    let cli: Cli = match parse_subcommand("concord-topo ctl", args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     match run(&cli) {
         Ok(()) => 0,
@@ -65,6 +60,24 @@ fn run(cli: &Cli) -> Result<()> {
     let token = token(cli.token_file.as_deref())?;
     let transport = Transport::new(endpoints, token, cli.timeout, tls);
     commands::run(cli, &transport)
+}
+
+/// Parses the arguments of a subcommand of the binary (`name`: how help shows it);
+/// on `--help`/`--version` or a usage error, prints what clap says and returns the
+/// exit code (0, or 2 for a usage error).
+pub fn parse_subcommand<T: Parser>(
+    name: &str,
+    args: impl IntoIterator<Item = OsString>,
+) -> std::result::Result<T, i32> {
+    let argv = std::iter::once(OsString::from(name)).chain(args);
+    T::try_parse_from(argv).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            2
+        } else {
+            0
+        }
+    })
 }
 
 /// The TLS configuration from `--cacert` (and `--cert`/`--key`), which `https://`

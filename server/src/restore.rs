@@ -44,14 +44,9 @@ pub struct RestoreCli {
 
 /// Runs `concord-topo restore`; `args` are what follows `restore`. Returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let argv = std::iter::once(OsString::from("concord-topo restore")).chain(args);
-    let cli = match RestoreCli::try_parse_from(argv) {
+    let cli: RestoreCli = match concord_ctl::parse_subcommand("concord-topo restore", args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return code;
-        }
+        Err(code) => return code,
     };
     let members = match &cli.initial_cluster {
         Some(text) => match parse_initial_cluster(text) {

@@ -374,12 +374,14 @@ fn route_example(dir: &Path, servers: &str, ca_file: &Path) -> std::process::Out
         .expect("the example runs")
 }
 
-#[test]
-fn client_certificates_are_required_when_configured_and_stalled_handshakes_are_cut_off() {
-    let temp = tempfile::tempdir().expect("temp dir");
-    let dir = temp.path();
-    let ca = Ca::new(dir, "ca");
-    let server_id = ca.issue("server");
+/// A server in `dir` with certificate `server_id` whose client port requires client
+/// certificates signed by `ca`; returns once it answers `client` over https.
+fn start_requiring_client_certs(
+    dir: &Path,
+    ca: &Ca,
+    server_id: &Identity,
+    client: &Identity,
+) -> TlsServer {
     let config = config_file(dir);
     let args = path_args(&[
         ("--config", &config),
@@ -388,13 +390,24 @@ fn client_certificates_are_required_when_configured_and_stalled_handshakes_are_c
         ("--tls-client-ca", &ca.cert_file),
     ]);
     let mut server = spawn(1, dir, free_addr(), &args);
-    let with_cert = client_config(&ca.cert_file, Some(&ca.issue("client")));
+    let with_cert = client_config(&ca.cert_file, Some(client));
     let addr = server.client;
     server
         .process
         .wait_until(WAIT, "/readyz answers 200 over https", || {
             https(addr, &with_cert, "GET", "/readyz", b"").is_ok_and(|r| r.status == 200)
         });
+    server
+}
+
+#[test]
+fn client_certificates_are_required_when_configured_and_stalled_handshakes_are_cut_off() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let ca = Ca::new(dir, "ca");
+    let server_id = ca.issue("server");
+    let mut server = start_requiring_client_certs(dir, &ca, &server_id, &ca.issue("client"));
+    let addr = server.client;
     let without_cert = client_config(&ca.cert_file, None);
     assert!(https(addr, &without_cert, "GET", "/readyz", b"").is_err());
     let foreign = Ca::new(dir, "foreign");
@@ -480,21 +493,8 @@ fn ctl_speaks_https_with_cacert_and_presents_its_client_certificate() {
     let ca = Ca::new(dir, "ca");
     let server_id = ca.issue("server");
     let client_id = ca.issue("operator");
-    let config = config_file(dir);
-    let args = path_args(&[
-        ("--config", &config),
-        ("--tls-cert", &server_id.cert_file),
-        ("--tls-key", &server_id.key_file),
-        ("--tls-client-ca", &ca.cert_file),
-    ]);
-    let mut server = spawn(1, dir, free_addr(), &args);
-    let with_cert = client_config(&ca.cert_file, Some(&client_id));
+    let server = start_requiring_client_certs(dir, &ca, &server_id, &client_id);
     let addr = server.client;
-    server
-        .process
-        .wait_until(WAIT, "/readyz answers 200 over https", || {
-            https(addr, &with_cert, "GET", "/readyz", b"").is_ok_and(|r| r.status == 200)
-        });
     let eps = format!("https://{addr}");
     let tls = path_args(&[
         ("--cacert", &ca.cert_file),
