@@ -406,7 +406,7 @@ fn client_certificates_are_required_when_configured_and_stalled_handshakes_are_c
     let dir = temp.path();
     let ca = Ca::new(dir, "ca");
     let server_id = ca.issue("server");
-    let mut server = start_requiring_client_certs(dir, &ca, &server_id, &ca.issue("client"));
+    let server = start_requiring_client_certs(dir, &ca, &server_id, &ca.issue("client"));
     let addr = server.client;
     let without_cert = client_config(&ca.cert_file, None);
     assert!(https(addr, &without_cert, "GET", "/readyz", b"").is_err());
