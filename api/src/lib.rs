@@ -1,6 +1,7 @@
 //! concord-api: the wire types of the topology service's HTTP API, shared by the
 //! server, the client library and command-line tools.
 //!
+//! - [`backup`]: the backup file of `ctl snapshot save` and `concord-topo restore`.
 //! - [`envelope`]: `Envelope<T>`, the `{success, message, version, ...}` shape of
 //!   every JSON answer, success or error.
 //! - [`requests`]: the JSON bodies of the write, membership and health-round routes.
@@ -12,6 +13,7 @@
 //! while a client deserializes the owned default (`ShardList` = `ShardList<Vec<ShardInfo>>`).
 
 pub mod answers;
+pub mod backup;
 pub mod envelope;
 pub mod requests;
 

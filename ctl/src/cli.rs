@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "concord-topo ctl", version)]
 #[command(after_help = "Exit codes: 0 ok, 1 refused by the server, 2 usage, 3 no server answered.")]
 pub struct Cli {
-    /// Client addresses of the servers (host:port), tried in order on failure.
+    /// Client addresses of the servers (host:port, or https://host:port with
+    /// --cacert), tried in order on failure.
     #[arg(
         long,
         global = true,
@@ -22,6 +23,15 @@ pub struct Cli {
     /// File holding the bearer token for writes (overrides CONCORD_TOKEN).
     #[arg(long, global = true, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the servers' certificates (for https:// endpoints).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// PEM client certificate, for servers that require one (with --key).
+    #[arg(long, global = true, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, global = true, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -75,6 +85,9 @@ pub enum Command {
     /// Health checks.
     #[command(subcommand)]
     Health(HealthCommand),
+    /// Backups: save the replicated state to a file, or inspect one.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Committed events after a version.
     Events {
         #[arg(long)]
@@ -175,6 +188,15 @@ pub struct WatchArgs {
     /// Stop after this long (e.g. 30s).
     #[arg(long = "for", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a consistent, checksummed backup (needs an admin token); restore it
+    /// with `concord-topo restore --from FILE`.
+    Save { file: PathBuf },
+    /// Print a backup file's header and verify it.
+    Inspect { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::answer::{call, Answer};
-use crate::cli::{Cli, Command, HealthCommand, NodeCommand, Output, ShardCommand};
+use crate::cli::{Cli, Command, HealthCommand, NodeCommand, Output, ShardCommand, SnapshotCommand};
 use crate::error::{CtlError, Result};
 use crate::render::{self, emit, or_dash};
 use crate::transport::{Request, Transport};
@@ -86,6 +86,8 @@ pub fn run(cli: &Cli, t: &Transport) -> Result<()> {
             write(cli, t, Request::write("POST", "/api/topology/batch", &body))
         }
         Command::Members(cmd) => crate::members::run(cli, t, cmd),
+        Command::Snapshot(SnapshotCommand::Save { file }) => crate::backup::save(t, out, file),
+        Command::Snapshot(SnapshotCommand::Inspect { file }) => crate::backup::inspect(out, file),
         Command::Watch(args) => crate::watch::run(t, args, out),
         Command::Health(HealthCommand::Run { node }) => health_round(cli, t, node.as_deref()),
         Command::Events { since, limit } => {

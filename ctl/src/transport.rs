@@ -1,10 +1,12 @@
 //! Requests to the topology servers named by `--endpoints`, with failover: a server
 //! that refuses the connection, times out, or answers 503 with `Retry-After` hands
 //! the request to the next one. Built on the client library's blocking HTTP/1.1
-//! connection (`concordkv_topology::http`), one connection per request.
+//! connection (`concordkv_topology::http`), one connection per request; `https://`
+//! endpoints with the TLS configuration of `--cacert` (and `--cert`/`--key`).
 
 use std::cell::Cell;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concordkv_topology::http::{parse_head, BodyDecoder, BodyKind, Conn, Endpoint, Head, Read};
@@ -90,20 +92,30 @@ pub struct Opened {
     pub version: Option<u64>,
 }
 
+/// The TLS configuration every `https://` connection shares.
+pub type TlsConfig = Arc<concordkv_topology::http::TlsClientConfig>;
+
 /// The servers, the credentials and the time allowed.
 pub struct Transport {
     pub endpoints: Vec<Endpoint>,
     token: Option<String>,
+    tls: Option<TlsConfig>,
     pub timeout: Duration,
     /// The endpoint to try first: the last one that answered.
     preferred: Cell<usize>,
 }
 
 impl Transport {
-    pub fn new(endpoints: Vec<Endpoint>, token: Option<String>, timeout: Duration) -> Transport {
+    pub fn new(
+        endpoints: Vec<Endpoint>,
+        token: Option<String>,
+        timeout: Duration,
+        tls: Option<TlsConfig>,
+    ) -> Transport {
         Transport {
             endpoints,
             token,
+            tls,
             timeout,
             preferred: Cell::new(0),
         }
@@ -198,7 +210,8 @@ impl Transport {
         headers: &[(&str, &str)],
     ) -> std::result::Result<Opened, NoAnswer> {
         let ep = &self.endpoints[endpoint];
-        let mut conn = Conn::connect(ep, self.timeout, None).map_err(NoAnswer::Connect)?;
+        let mut conn =
+            Conn::connect(ep, self.timeout, self.tls.as_ref()).map_err(NoAnswer::Connect)?;
         let auth = self.token.as_ref().map(|t| format!("Bearer {t}"));
         let mut all = headers.to_vec();
         if let Some(auth) = &auth {

@@ -16,6 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::tls::{self, TlsStream};
+/// The TLS configuration of `https://` connections, from PEM files: for users of
+/// [`Conn`] outside the client (`concord-topo ctl --cacert/--cert/--key`).
+pub use crate::tls::{client_config as tls_config, Identity as TlsIdentity};
+pub use rustls::ClientConfig as TlsClientConfig;
 
 /// How often a blocked read returns to its caller with [`Read::Idle`].
 pub(crate) const TICK: Duration = Duration::from_millis(100);

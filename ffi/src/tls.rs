@@ -49,7 +49,7 @@ impl Write for Socket {
 }
 
 /// The client certificate and its key, presented to servers that ask for one.
-pub(crate) struct Identity<'a> {
+pub struct Identity<'a> {
     pub cert_file: &'a Path,
     pub key_file: &'a Path,
 }
@@ -57,7 +57,7 @@ pub(crate) struct Identity<'a> {
 /// Builds the configuration every `https://` connection of a client shares: the
 /// roots of `ca_file` and, when given, a client certificate. Each error names the
 /// option, the file and what is wrong with it.
-pub(crate) fn client_config(
+pub fn client_config(
     ca_file: &Path,
     identity: Option<Identity<'_>>,
 ) -> Result<Arc<ClientConfig>, OptionsError> {

@@ -16,7 +16,8 @@
 //!   leader's data-node health monitor; `notify`: SSE subscribers (lag and
 //!   leader-loss rules, the subscriber count).
 //! - 4 `http`: the client HTTP/1.1 front (routes, handlers, responses).
-//! - 5 `process`: wires it all together and runs the executors.
+//! - 5 `process`: wires it all together and runs the executors; `restore`: the
+//!   `concord-topo restore` command line (a data directory seeded from a backup).
 //!
 //! Debug builds only: `debug_break` (layer 0), faults a test switches on to show
 //! that the suite's checks fail on a broken server.
@@ -34,4 +35,5 @@ pub mod notify;
 pub mod process;
 pub mod publish;
 pub mod raft;
+pub mod restore;
 pub mod service;

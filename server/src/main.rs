@@ -1,6 +1,7 @@
 //! `concord-topo`: parse the command line, load the configuration, run the server process.
 //! Exits non-zero with a one-line reason on any start-up failure. `concord-topo ctl ...`
-//! is the operator's command line instead (`concord_ctl`).
+//! is the operator's command line instead (`concord_ctl`); `concord-topo restore ...`
+//! seeds a data directory from a backup (`concord_topo::restore`).
 
 use clap::Parser;
 use concord_topo::config::{Cli, Config};
@@ -8,6 +9,9 @@ use concord_topo::config::{Cli, Config};
 fn main() {
     if std::env::args_os().nth(1).is_some_and(|a| a == "ctl") {
         std::process::exit(concord_ctl::main(std::env::args_os().skip(2)));
+    }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "restore") {
+        std::process::exit(concord_topo::restore::main(std::env::args_os().skip(2)));
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 /// 3. the control side built on Raft (`node_health`, `dispatch`) and SSE
 ///    subscribers (`notify`);
 /// 4. the client HTTP front (`http`);
-/// 5. process wiring (`process`), and the binary.
+/// 5. process wiring (`process`) and `restore` (its command line), and the binary.
 const LAYERS: &[(&str, u8)] = &[
     ("net", 0),
     ("config", 0),
@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("notify", 3),
     ("http", 4),
     ("process", 5),
+    ("restore", 5),
     ("main", 6),
 ];
 

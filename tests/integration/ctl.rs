@@ -15,7 +15,7 @@ use crate::cluster_support::{put_node, Cluster};
 const WAIT: Duration = Duration::from_secs(20);
 
 /// `--endpoints` for the servers `ids`, in that order.
-fn endpoints(cluster: &Cluster, ids: &[u64]) -> String {
+pub(crate) fn endpoints(cluster: &Cluster, ids: &[u64]) -> String {
     ids.iter()
         .map(|id| cluster.node(*id).client.to_string())
         .collect::<Vec<_>>()
@@ -23,7 +23,7 @@ fn endpoints(cluster: &Cluster, ids: &[u64]) -> String {
 }
 
 /// Runs `concord-topo ctl --endpoints EPS ARGS...` to completion.
-fn ctl(eps: &str, args: &[&str]) -> Output {
+pub(crate) fn ctl(eps: &str, args: &[&str]) -> Output {
     Command::new(server_binary())
         .args(["ctl", "--endpoints", eps])
         .args(args)
@@ -33,7 +33,7 @@ fn ctl(eps: &str, args: &[&str]) -> Output {
 }
 
 /// Runs ctl and asserts its exit code; returns stdout.
-fn ctl_code(eps: &str, args: &[&str], code: i32) -> String {
+pub(crate) fn ctl_code(eps: &str, args: &[&str], code: i32) -> String {
     let out = ctl(eps, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -56,7 +56,7 @@ fn ctl_code(eps: &str, args: &[&str], code: i32) -> String {
 }
 
 /// Runs ctl with `-o json`, expects success, and parses stdout.
-fn ctl_json(eps: &str, args: &[&str]) -> Value {
+pub(crate) fn ctl_json(eps: &str, args: &[&str]) -> Value {
     let mut all = vec!["-o", "json"];
     all.extend_from_slice(args);
     let stdout = ctl_code(eps, &all, 0);

@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod backup;
 mod client;
 mod cluster;
 mod cluster_support;

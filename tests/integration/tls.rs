@@ -374,12 +374,14 @@ fn route_example(dir: &Path, servers: &str, ca_file: &Path) -> std::process::Out
         .expect("the example runs")
 }
 
-#[test]
-fn client_certificates_are_required_when_configured_and_stalled_handshakes_are_cut_off() {
-    let temp = tempfile::tempdir().expect("temp dir");
-    let dir = temp.path();
-    let ca = Ca::new(dir, "ca");
-    let server_id = ca.issue("server");
+/// A server in `dir` with certificate `server_id` whose client port requires client
+/// certificates signed by `ca`; returns once it answers `client` over https.
+fn start_requiring_client_certs(
+    dir: &Path,
+    ca: &Ca,
+    server_id: &Identity,
+    client: &Identity,
+) -> TlsServer {
     let config = config_file(dir);
     let args = path_args(&[
         ("--config", &config),
@@ -388,13 +390,24 @@ fn client_certificates_are_required_when_configured_and_stalled_handshakes_are_c
         ("--tls-client-ca", &ca.cert_file),
     ]);
     let mut server = spawn(1, dir, free_addr(), &args);
-    let with_cert = client_config(&ca.cert_file, Some(&ca.issue("client")));
+    let with_cert = client_config(&ca.cert_file, Some(client));
     let addr = server.client;
     server
         .process
         .wait_until(WAIT, "/readyz answers 200 over https", || {
             https(addr, &with_cert, "GET", "/readyz", b"").is_ok_and(|r| r.status == 200)
         });
+    server
+}
+
+#[test]
+fn client_certificates_are_required_when_configured_and_stalled_handshakes_are_cut_off() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let ca = Ca::new(dir, "ca");
+    let server_id = ca.issue("server");
+    let server = start_requiring_client_certs(dir, &ca, &server_id, &ca.issue("client"));
+    let addr = server.client;
     let without_cert = client_config(&ca.cert_file, None);
     assert!(https(addr, &without_cert, "GET", "/readyz", b"").is_err());
     let foreign = Ca::new(dir, "foreign");
@@ -526,4 +539,91 @@ fn unusable_certificate_files_stop_the_server_naming_the_key() {
         assert_eq!(status.code(), Some(2), "{args:?}: {log}");
         assert!(log.contains(key), "{args:?} names {key}: {log}");
     }
+}
+
+#[test]
+fn ctl_speaks_https_with_cacert_and_presents_its_client_certificate() {
+    use crate::ctl::ctl;
+
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = temp.path();
+    let ca = Ca::new(dir, "ca");
+    let server_id = ca.issue("server");
+    let client_id = ca.issue("operator");
+    let server = start_requiring_client_certs(dir, &ca, &server_id, &client_id);
+    let addr = server.client;
+    let eps = format!("https://{addr}");
+    let tls = path_args(&[
+        ("--cacert", &ca.cert_file),
+        ("--cert", &client_id.cert_file),
+        ("--key", &client_id.key_file),
+    ]);
+    let run = |extra: &[&str]| {
+        let mut all: Vec<&str> = tls.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        let out = ctl(&eps, &all);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "ctl {extra:?}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+
+    let status: serde_json::Value = serde_json::from_str(&run(&["-o", "json", "status"])).unwrap();
+    assert_eq!(status["cluster"]["leader"], 1, "{status}");
+    run(&[
+        "bootstrap",
+        "--nodes",
+        "d1=127.0.0.1:9001",
+        "--shards",
+        "2",
+        "--replication",
+        "1",
+    ]);
+    let backup = dir.join("backup.ckv").display().to_string();
+    let saved: serde_json::Value =
+        serde_json::from_str(&run(&["-o", "json", "snapshot", "save", &backup])).unwrap();
+    assert_eq!(saved["shards"], 2, "{saved}");
+
+    // Without what the server needs, a one-line reason and the documented code.
+    let refused = |args: &[String], code: i32, says: &str| {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.push("status");
+        let out = ctl(&eps, &all);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        stderr
+    };
+    let one_line = |stderr: String| assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    one_line(refused(&[], 2, "needs --cacert"));
+    one_line(refused(
+        &path_args(&[("--cacert", &ca.cert_file)]),
+        3,
+        "no server answered",
+    ));
+    let foreign = Ca::new(dir, "foreign");
+    one_line(refused(
+        &path_args(&[
+            ("--cacert", &foreign.cert_file),
+            ("--cert", &client_id.cert_file),
+            ("--key", &client_id.key_file),
+        ]),
+        3,
+        "certificate",
+    ));
+    one_line(refused(
+        &path_args(&[("--cacert", &server_id.key_file)]),
+        2,
+        "--cacert",
+    ));
+    // clap's own usage error (several lines with the usage).
+    let cert_only = path_args(&[
+        ("--cacert", &ca.cert_file),
+        ("--cert", &client_id.cert_file),
+    ]);
+    refused(&cert_only, 2, "--key");
 }

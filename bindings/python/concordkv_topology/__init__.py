@@ -42,6 +42,7 @@ class TopologyError(Exception):
 
 
 def message(code: int) -> str:
+    """The library's text for a result code (e.g. "no shards")."""
     buf = ctypes.create_string_buffer(256)
     written = ctypes.c_size_t(0)
     n.lib().concordkv_result_message(code, buf, len(buf), ctypes.byref(written))
@@ -72,6 +73,9 @@ def key_hash(key: Union[bytes, str]) -> int:
 
 @dataclass(frozen=True)
 class Node:
+    """A data node a route names: its id, address and health ("unknown",
+    "healthy", "degraded" or "unhealthy")."""
+
     node_id: str
     address: str
     health: str
@@ -79,6 +83,10 @@ class Node:
 
 @dataclass(frozen=True)
 class Route:
+    """Where a key goes: the owning shard (id, epoch, status "active",
+    "migrating", "readonly" or "offline"), its primary and replicas, its hash range
+    [range_start, range_end), and the topology version it was read from."""
+
     version: int
     key_hash: int
     epoch: int
@@ -92,6 +100,8 @@ class Route:
 
 @dataclass(frozen=True)
 class Event:
+    """One topology event (type e.g. "ShardSplit") of a change."""
+
     type: str
     version: int
     timestamp: int
@@ -101,6 +111,9 @@ class Event:
 
 @dataclass(frozen=True)
 class Change:
+    """What a change callback receives: the versions before and after, whether the
+    client reloaded the whole topology (`reset`, no events then), and the events."""
+
     previous_version: int
     version: int
     reset: bool
@@ -116,7 +129,15 @@ def _text(b: Optional[bytes]) -> Optional[str]:
 
 
 class Client:
-    """A caching router client. Thread-safe; close() (or `with`) stops its thread."""
+    """A caching router client. Thread-safe; close() (or `with`) stops its thread.
+
+    `servers`: "host:port" or "https://host:port" addresses of topology servers,
+    tried in order and rotated on failure. Timeouts and backoff are in
+    milliseconds. `auth_token`: the bearer token, where the servers require one for
+    reads. `linearizable`: snapshots are read at a Raft read index. `ca_file` (for
+    https://) and `client_cert_file`/`client_key_file` (where the servers require
+    a client certificate) are PEM files. Raises TopologyError on a bad option.
+    """
 
     def __init__(
         self,
@@ -189,6 +210,8 @@ class Client:
             pass
 
     def wait_for_version(self, version: int, timeout: float) -> int:
+        """Waits up to `timeout` seconds until the local copy is at `version` or
+        later; the version reached. Raises TopologyError (TIMEOUT) otherwise."""
         out = ctypes.c_uint64(0)
         code = n.lib().concordkv_client_wait_for_version(self._h(), version, int(timeout * 1000), ctypes.byref(out))
         _check(code, f"waiting for version {version} ({self.last_error()})")
@@ -200,6 +223,7 @@ class Client:
 
     @property
     def version(self) -> int:
+        """The version of the local copy (0 before the first topology arrived)."""
         out = ctypes.c_uint64(0)
         _check(n.lib().concordkv_client_version(self._h(), ctypes.byref(out)), "version")
         return out.value
@@ -251,15 +275,19 @@ class Client:
             return buf.raw[: needed.value].decode()
 
     def snapshot_json(self) -> str:
+        """The local copy as the server's snapshot JSON."""
         return self._string(n.lib().concordkv_client_snapshot_json, "snapshot")
 
     def snapshot(self) -> Dict[str, Any]:
+        """The local copy: snapshot_json(), parsed."""
         return json.loads(self.snapshot_json())
 
     def config_hash(self) -> str:
+        """The configHash of the local copy."""
         return self._string(n.lib().concordkv_client_config_hash, "config_hash")
 
     def last_error(self) -> str:
+        """Why the client last failed to reach a server ("" if it never did)."""
         if self._handle is None:
             return ""
         return self._string(n.lib().concordkv_client_last_error, "last_error")
@@ -271,6 +299,7 @@ class Client:
         return out.value
 
     def stats(self) -> Dict[str, int]:
+        """Counters of the client's thread (snapshots loaded, failovers, ...)."""
         out = n.StatsC()
         _check(n.lib().concordkv_client_stats(self._h(), ctypes.byref(out)), "stats")
         return {name: getattr(out, name) for name, _ in n.StatsC._fields_}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import os
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 c_result = ctypes.c_uint32
 
@@ -137,16 +137,21 @@ _SIGNATURES = {
 }
 
 ENV_VAR = "CONCORDKV_TOPOLOGY_LIB"
+LIB_NAME = "libconcordkv_topology.so"
 
 
-def _candidates() -> list[Path]:
-    """The library next to a cargo build of this repository (release, then debug)."""
-    root = Path(__file__).resolve().parents[3]
-    return [root / "target" / profile / "libconcordkv_topology.so" for profile in ("release", "debug")]
+def _candidates() -> List[Path]:
+    """Where the library is looked for: bundled in this package (what `pip install`
+    puts there), then next to a cargo build of the repository this package sits in
+    (release, then debug) when it is used from a source checkout."""
+    here = Path(__file__).resolve().parent
+    root = here.parents[2] if len(here.parents) > 2 else here
+    return [here / LIB_NAME] + [root / "target" / profile / LIB_NAME for profile in ("release", "debug")]
 
 
 def find_library(path: Optional[str] = None) -> Path:
-    """`path`, else $CONCORDKV_TOPOLOGY_LIB, else target/{release,debug} of this repo."""
+    """`path`, else $CONCORDKV_TOPOLOGY_LIB, else the bundled library, else
+    target/{release,debug} of the source checkout."""
     chosen = path or os.environ.get(ENV_VAR)
     if chosen:
         return Path(chosen)
@@ -154,8 +159,8 @@ def find_library(path: Optional[str] = None) -> Path:
         if candidate.exists():
             return candidate
     raise OSError(
-        f"libconcordkv_topology.so not found: set {ENV_VAR} or run "
-        "`cargo build -p concord-client`"
+        f"{LIB_NAME} not found: install the package with pip (it bundles the library), "
+        f"set {ENV_VAR}, or run `cargo build -p concord-client`"
     )
 
 

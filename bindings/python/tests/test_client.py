@@ -1,6 +1,8 @@
 """Tests of the ctypes package against the built library and, when
 CONCORDKV_TEST_SERVER (host:port) is set, a real topology server. The Rust
-integration test tests/integration/client/python.rs runs them with both set."""
+integration test tests/integration/client/python.rs runs them with both set, on
+the package pip installed in a fresh virtual environment (CONCORDKV_TEST_INSTALLED=1);
+otherwise they import the package from this source tree."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if os.environ.get("CONCORDKV_TEST_INSTALLED") != "1":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import concordkv_topology as kv  # noqa: E402
 from concordkv_topology import _native as native  # noqa: E402

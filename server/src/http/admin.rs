@@ -1,5 +1,6 @@
-//! Administrative routes: cluster status, Prometheus metrics (`/metrics`),
-//! liveness (`/healthz`) and readiness (`/readyz`).
+//! Administrative routes: cluster status, the backup snapshot
+//! (`/api/admin/snapshot`), Prometheus metrics (`/metrics`), liveness (`/healthz`)
+//! and readiness (`/readyz`).
 
 use concord_api::ClusterAnswer;
 use http::{Response, StatusCode};
@@ -12,6 +13,8 @@ use crate::service::Operation;
 #[derive(Clone, Copy, Debug)]
 pub enum AdminRoute {
     ClusterStatus,
+    /// `GET /api/admin/snapshot`: a backup file (`concord_api::backup`).
+    Snapshot,
     Metrics,
     Healthz,
     Readyz,
@@ -36,9 +39,30 @@ pub async fn cluster_status(ctx: &ExecutorContext) -> Response<Body> {
     }
 }
 
+/// `GET /api/admin/snapshot`: the applied state at a linearizable read point (a
+/// Raft read index applied here), as a backup file. Encoded per request: backups
+/// are rare, and the state at 16k shards encodes in milliseconds.
+pub async fn snapshot(ctx: &ExecutorContext) -> Response<Body> {
+    if let Err(loading) = ctx.shared.readiness.admit(&ctx.published.current()) {
+        return response::failure(&loading, ctx.current_headers());
+    }
+    if let Err(answer) = super::read::wait_linearizable(ctx).await {
+        return answer;
+    }
+    let published = ctx.published.current();
+    let file = concord_api::backup::encode(&published.state);
+    let mut answer = response::json(StatusCode::OK, file, ctx.headers_for(&published));
+    answer.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(concord_api::backup::CONTENT_TYPE),
+    );
+    answer
+}
+
 pub async fn handle(route: AdminRoute, ctx: &ExecutorContext) -> Response<Body> {
     match route {
         AdminRoute::ClusterStatus => cluster_status(ctx).await,
+        AdminRoute::Snapshot => snapshot(ctx).await,
         AdminRoute::Healthz => response::text(StatusCode::OK, "text/plain", "ok\n".into()),
         AdminRoute::Readyz => {
             let published = ctx.published.current();

@@ -95,7 +95,7 @@ pub async fn handle(
 type ReadResult = Result<Response<Body>, (StatusCode, String)>;
 
 /// Confirms leadership through Raft and waits until this executor has applied the read index.
-async fn wait_linearizable(ctx: &ExecutorContext) -> Result<(), Response<Body>> {
+pub(super) async fn wait_linearizable(ctx: &ExecutorContext) -> Result<(), Response<Body>> {
     #[cfg(debug_assertions)]
     if crate::debug_break::is(crate::debug_break::Break::StaleLinearizableReads) {
         return Ok(());

@@ -138,6 +138,10 @@ fn routes() -> Vec<(&'static str, Vec<(Verb, Endpoint)>)> {
             vec![(Get, E::Admin(AdminRoute::ClusterStatus))],
         ),
         (
+            "api/admin/snapshot",
+            vec![(Get, E::Admin(AdminRoute::Snapshot))],
+        ),
+        (
             "api/cluster/learners",
             vec![(Post, E::Membership(MembershipRoute::AddLearner))],
         ),
@@ -201,7 +205,8 @@ impl Route<'_> {
             Route::Read(_) => RouteClass::Read,
             Route::Subscribe => RouteClass::Subscribe,
             Route::Write(_) | Route::HealthRound => RouteClass::Write,
-            Route::Membership(_) | Route::Admin(AdminRoute::ClusterStatus) => RouteClass::Cluster,
+            Route::Membership(_)
+            | Route::Admin(AdminRoute::ClusterStatus | AdminRoute::Snapshot) => RouteClass::Cluster,
             Route::Admin(_) => RouteClass::Probe,
         }
     }
@@ -212,7 +217,9 @@ impl Route<'_> {
             Route::Read(_) | Route::Subscribe | Route::Admin(AdminRoute::ClusterStatus) => {
                 Some(Scope::Read)
             }
-            Route::Write(WriteRoute::Bootstrap) | Route::Membership(_) => Some(Scope::Admin),
+            Route::Write(WriteRoute::Bootstrap)
+            | Route::Membership(_)
+            | Route::Admin(AdminRoute::Snapshot) => Some(Scope::Admin),
             Route::Write(_) | Route::HealthRound => Some(Scope::Write),
             Route::Admin(AdminRoute::Metrics | AdminRoute::Healthz | AdminRoute::Readyz) => None,
         }
@@ -402,6 +409,7 @@ mod tests {
             (M::POST, "/api/topology/bootstrap", admin),
             (M::POST, "/api/cluster/learners", admin),
             (M::POST, "/api/cluster/membership", admin),
+            (M::GET, "/api/admin/snapshot", admin),
             (M::GET, "/healthz", None),
             (M::GET, "/readyz", None),
             (M::GET, "/metrics", None),

@@ -35,6 +35,9 @@ use crate::config::{Config, LiveCredentials};
 use crate::service::{Operation, Outcome, ServiceError};
 use concord_api::{ClusterStatus, Member, MemberRole};
 
+/// Subdirectory of a data directory holding the state-machine snapshot.
+pub const SNAPSHOT_SUBDIR: &str = "snapshots";
+
 /// What the Raft node needs from the configuration.
 #[derive(Clone, Debug)]
 pub struct RaftOptions {
@@ -164,7 +167,7 @@ impl RaftHandle {
         let hook: PublishHook =
             Box::new(move |state, _events, meta| publish(state, meta.last_applied_log_index));
         let state_machine = TopologyStateMachine::open(
-            options.data_dir.join("snapshots"),
+            options.data_dir.join(SNAPSHOT_SUBDIR),
             TopologyState::new(options.event_buffer_size),
             hook,
         )?;

@@ -18,6 +18,7 @@
 //! - [`log_store`]: the durable Raft log and vote, on the `raft-log` crate.
 //! - [`recovery`]: what this server held durably at start, to be applied again
 //!   before it answers reads.
+//! - [`restore`]: a fresh data directory seeded from a backup file.
 //! - [`snapshot_store`]: the current state-machine snapshot file, replaced atomically.
 //! - [`types`]: the openraft type configuration of the topology (`TopoConfig`).
 //! - [`state_machine`]: `TopologyStateMachine`, the model's `TopologyState` as
@@ -34,6 +35,7 @@ mod peer_fuzz;
 pub mod peer_guard;
 pub mod peer_server;
 pub mod recovery;
+pub mod restore;
 pub mod runtime;
 pub mod snapshot_store;
 pub mod state_machine;

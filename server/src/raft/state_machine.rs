@@ -125,7 +125,10 @@ pub struct SnapshotBuilder {
     meta: SnapshotMeta,
 }
 
-fn encode_body(meta: &SnapshotMeta, state: &TopologyState) -> Result<Vec<u8>, io::Error> {
+pub(crate) fn encode_body(
+    meta: &SnapshotMeta,
+    state: &TopologyState,
+) -> Result<Vec<u8>, io::Error> {
     let mut body = postcard::to_stdvec(meta).map_err(invalid_data)?;
     body.extend_from_slice(&postcard::to_stdvec(state).map_err(invalid_data)?);
     Ok(body)
