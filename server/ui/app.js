@@ -98,7 +98,7 @@ function onEvent(event) {
   }
   const outcome = topology.apply(event);
   if (outcome === 'gap') {
-    pushFeed({ type: 'Reset', version: event.version, timestamp: Date.now(), detail: 'a version was missed: snapshot re-read' });
+    pushFeed({ type: 'Resync', version: event.version, timestamp: Date.now(), detail: 'a version was missed: snapshot re-read' });
     loadSnapshot();
   } else if (outcome === 'applied') {
     pushFeed(event);

@@ -68,7 +68,7 @@ export function renderMembers(element, cluster) {
 /** What one event changed, in a few words. */
 function describe(e) {
   const value = e.newValue ?? e.oldValue;
-  if (e.type === 'Reset') return e.detail;
+  if (e.detail) return e.detail;
   if (e.type === 'NodeHealthChange') {
     return `${e.oldValue?.health ?? '?'} → ${e.newValue?.health ?? '?'}${e.newValue?.lastError ? `: ${e.newValue.lastError}` : ''}`;
   }

@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod browser;
 mod client;
 mod cluster;
 mod cluster_support;
@@ -22,3 +23,4 @@ mod restart;
 mod sse;
 mod support;
 mod tls;
+mod ui;
