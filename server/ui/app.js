@@ -6,7 +6,7 @@
 
 import { ApiError, getJson, readToken, saveToken } from './api.js';
 import { openFeed } from './feed.js';
-import { renderAttention, renderDetail, renderEvents, renderMembers, renderNodes } from './panels.js';
+import { renderAttention, renderDetail, renderEvents, renderMembers, renderNodes, time } from './panels.js';
 import { pickOf, renderRing, shardsOf } from './ring.js';
 import { Topology } from './topology.js';
 
@@ -129,8 +129,9 @@ const HISTORY_SHOWN = 30;
 /** The last few change sets before the snapshot, so the feed does not start empty. */
 async function showRecentHistory(upTo) {
   try {
-    const since = Math.max(0, upTo - HISTORY_SHOWN);
-    const body = await getJson(`/api/topology/events?sinceVersion=${since}&limit=${HISTORY_SHOWN * 4}`);
+    const page = (since) => getJson(`/api/topology/events?sinceVersion=${since}&limit=${HISTORY_SHOWN * 4}`);
+    // 410: the history no longer reaches that far back; the last change set may still be there.
+    const body = await page(Math.max(0, upTo - HISTORY_SHOWN)).catch(() => page(Math.max(0, upTo - 1)));
     const seen = new Set(feedItems.map((e) => e.version));
     for (const e of body.events) if (e.version <= upTo && !seen.has(e.version)) feedItems.push(e);
     feedItems.sort((a, b) => b.version - a.version);
@@ -153,7 +154,7 @@ async function start() {
   feed = openFeed(() => topology.version, {
     event: onEvent,
     reset: onReset,
-    progress: (version) => { $('progress').textContent = `stream at v${version}`; },
+    progress: () => { $('progress').textContent = `stream heartbeat ${time(Date.now())}`; },
     state: setFeedState,
   });
 }

@@ -12,7 +12,7 @@ const escape = (text) =>
 
 const badge = (kind, value) => `<span class="badge ${kind}-${escape(value)}">${escape(value)}</span>`;
 
-const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : '—');
+export const time = (ms) => (ms ? new Date(ms).toLocaleTimeString([], { hour12: false }) : '—');
 
 /** Counts of `values` in the order of `order`, as badges with numbers. */
 function counts(kind, order, values) {
@@ -107,14 +107,21 @@ export function renderDetail(element, shards, topology) {
 }
 
 function shardTable(shards, topology) {
-  const health = (id) => (topology ? ` ${badge('h', topology.healthOf(id))}` : '');
-  const rows = shards.slice(0, MAX_DETAIL_ROWS).map((s) =>
+  const shown = shards.slice(0, MAX_DETAIL_ROWS);
+  const health = (id) => {
+    if (!topology) return '';
+    const h = escape(topology.healthOf(id));
+    return ` <span class="dot h-${h}" title="${h}"></span>`;
+  };
+  const node = (id) => `<span class="nowrap">${escape(id)}${health(id)}</span>`;
+  const migrating = shown.some((s) => s.migration);
+  const rows = shown.map((s) =>
     `<tr data-shard-row="${escape(s.shardId)}"><td>${escape(s.shardId)}</td><td>${badge('st', s.status)}</td>` +
-    `<td class="mono">${escape(s.keyRange.start)} – ${escape(s.keyRange.end || 'end')}</td>` +
-    `<td>${escape(s.primaryNode)}${health(s.primaryNode)}</td>` +
-    `<td>${s.replicaNodes.map((r) => `${escape(r)}${health(r)}`).join(', ')}</td>` +
-    `<td>${s.migration ? `${escape(s.migration.from)} → ${escape(s.migration.to)} ${s.migration.percent}%` : ''}</td></tr>`);
+    `<td class="mono">${escape(s.keyRange.start)}<br>${escape(s.keyRange.end || 'end')}</td>` +
+    `<td>${node(s.primaryNode)}</td><td>${s.replicaNodes.map(node).join(' ')}</td>` +
+    (migrating ? `<td>${s.migration ? `${escape(s.migration.from)} → ${escape(s.migration.to)} ${s.migration.percent}%` : ''}</td>` : '') +
+    '</tr>');
   const more = shards.length > MAX_DETAIL_ROWS ? `<p class="more">… and ${shards.length - MAX_DETAIL_ROWS} more</p>` : '';
   return '<table><thead><tr><th>shard</th><th>status</th><th>key range</th><th>primary</th><th>replicas</th>' +
-    `<th>migration</th></tr></thead><tbody>${rows.join('')}</tbody></table>${more}`;
+    `${migrating ? '<th>migration</th>' : ''}</tr></thead><tbody>${rows.join('')}</tbody></table>${more}`;
 }

@@ -105,9 +105,10 @@ export function renderRing(svg, topology) {
       `<path class="h-${replicas}" d="${sector(f0, f1, BANDS[2])}"/></g>`);
   }
   parts.push('</g>');
-  for (const [f, label] of [[0, '0000…'], [0.25, '4000…'], [0.5, '8000…'], [0.75, 'c000…']]) {
-    const [x, y] = point(f, 288).split(' ');
-    parts.push(`<text class="tick" x="${x}" y="${y}">${label}</text>`);
+  const ticks = [[0, '0000…', 'middle'], [0.25, '4000…', 'start'], [0.5, '8000…', 'middle'], [0.75, 'c000…', 'end']];
+  for (const [f, label, anchor] of ticks) {
+    const [x, y] = point(f, 284).split(' ');
+    parts.push(`<text class="tick" x="${x}" y="${y}" text-anchor="${anchor}">${label}</text>`);
   }
   const unit = aggregated ? `${MAX_ARCS} slices of ~${Math.round(shards.length / MAX_ARCS)} shards` : 'one arc per shard';
   parts.push(`<text class="center big" x="${CENTER}" y="${CENTER - 22}">v${topology.version}</text>`,

@@ -113,7 +113,23 @@ fn the_dashboard_shows_a_split_and_an_offline_shard_within_a_second() {
         "return document.querySelector('#ring [data-shard=\"shard-0005\"]')?.dataset.status === 'offline' && \
          document.querySelector('#attention [data-shard-row=\"shard-0005\"]') !== null;",
     );
+    click_arc(&browser, "[data-shard=\"shard-0005\"]");
+    browser.wait_until(
+        Duration::from_secs(10),
+        "the picked shard's details",
+        "return document.querySelector('#detail [data-shard-row=\"shard-0005\"]') !== null;",
+    );
     save_screenshot(&browser, "dashboard.png");
+}
+
+/// Clicks the ring's arc (or slice) matching `selector`.
+fn click_arc(browser: &Browser, selector: &str) {
+    let clicked = browser.eval(&format!(
+        "const arc = document.querySelector('#ring {selector} path'); \
+         if (!arc) return false; \
+         arc.dispatchEvent(new MouseEvent('click', {{ bubbles: true }})); return true;"
+    ));
+    assert_eq!(clicked, json!(true), "no arc {selector} to click");
 }
 
 #[test]
@@ -248,6 +264,14 @@ fn a_ring_of_16384_shards_is_drawn_as_256_slices() {
              document.querySelectorAll('#ring [data-bucket][data-status=\"offline\"]').length > 0 && \
              document.querySelectorAll('#ring [data-shard]').length === 0;"
         ),
+    );
+    click_arc(&browser, "[data-bucket=\"0\"]");
+    browser.wait_until(
+        Duration::from_secs(10),
+        "the first slice's shards, shard-00000 offline among them",
+        "const rows = document.querySelectorAll('#detail [data-shard-row]'); \
+         return rows.length === 64 && rows[0].dataset.shardRow === 'shard-00000' && \
+         rows[0].textContent.includes('offline');",
     );
     save_screenshot(&browser, "dashboard-16k.png");
 }
