@@ -109,12 +109,18 @@ impl Browser {
 
     /// Runs `script` (a function body: `return ...;`) in the page; its JSON value.
     pub fn eval(&self, script: &str) -> Value {
-        self.session_command("POST", "execute/sync", &json!({"script": script, "args": []}))
+        self.session_command(
+            "POST",
+            "execute/sync",
+            &json!({"script": script, "args": []}),
+        )
     }
 
     /// Polls `script` until it returns `true`; panics naming `what` after `limit`.
     pub fn wait_until(&self, limit: Duration, what: &str, script: &str) {
-        wait_for(limit, what, || (self.eval(script) == json!(true)).then_some(()));
+        wait_for(limit, what, || {
+            (self.eval(script) == json!(true)).then_some(())
+        });
     }
 
     /// A PNG of the viewport.
@@ -173,14 +179,17 @@ fn exchange(
     loop {
         let n = stream.read(&mut buf)?;
         data.extend_from_slice(&buf[..n]);
-        let whole = data.windows(4).position(|w| w == b"\r\n\r\n").is_some_and(|end| {
-            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok());
-            length.is_some_and(|length| data.len() >= end + 4 + length)
-        });
+        let whole = data
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .is_some_and(|end| {
+                let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok());
+                length.is_some_and(|length| data.len() >= end + 4 + length)
+            });
         if n == 0 || whole {
             return parse_response(&data);
         }
@@ -201,7 +210,9 @@ pub struct Relay {
 impl Relay {
     pub fn start(target: SocketAddr) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").expect("relay listener");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let relay = Relay {
             addr: listener.local_addr().expect("relay address"),
             cut: Arc::default(),

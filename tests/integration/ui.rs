@@ -74,7 +74,10 @@ fn the_dashboard_shows_a_split_and_an_offline_shard_within_a_second() {
     };
     let page = request(server.client, "GET", "/ui", &[], b"");
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     open_dashboard(&browser, server.client, 64);
     let members = browser.eval(
         "return [...document.querySelectorAll('#members [data-member]')].map(r => r.textContent);",

@@ -410,8 +410,14 @@ mod tests {
             Err(StatusCode::METHOD_NOT_ALLOWED)
         );
         assert_eq!(status_of(Method::GET, "/nope"), Err(StatusCode::NOT_FOUND));
-        assert!(matches!(route(&Method::GET, "/ui/"), Ok(Route::Ui(Some(0)))));
-        assert!(matches!(route(&Method::GET, "/ui/x.js"), Ok(Route::Ui(None))));
+        assert!(matches!(
+            route(&Method::GET, "/ui/"),
+            Ok(Route::Ui(Some(0)))
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/ui/x.js"),
+            Ok(Route::Ui(None))
+        ));
         assert_eq!(
             status_of(Method::POST, "/ui"),
             Err(StatusCode::METHOD_NOT_ALLOWED)

@@ -177,9 +177,7 @@ mod tests {
             page.headers()[header::CONTENT_TYPE],
             "text/html; charset=utf-8"
         );
-        assert!(page
-            .headers()
-            .contains_key(header::CONTENT_SECURITY_POLICY));
+        assert!(page.headers().contains_key(header::CONTENT_SECURITY_POLICY));
         let app = handle(asset_index(Some("app.js")), &HeaderMap::new(), TOPO);
         assert_eq!(app.headers()[header::CONTENT_TYPE], JS);
         assert_eq!(app.headers()[header::CACHE_CONTROL], "no-cache");
