@@ -22,6 +22,7 @@ let pending = [];
 let selected = null;
 let drawQueued = false;
 let statusTimer = null;
+let retryTimer = null;
 
 function showProblem(error) {
   const banner = $('problem');
@@ -145,11 +146,13 @@ async function start() {
   feed?.close();
   feed = null;
   clearTimeout(statusTimer);
+  clearTimeout(retryTimer);
   pollStatus();
   if (!(await loadSnapshot())) {
-    setTimeout(start, 3000);
+    retryTimer = setTimeout(start, 3000);
     return;
   }
+  if (feed) return; // a newer start() (a token was entered meanwhile) opened it
   showRecentHistory(topology.version);
   feed = openFeed(() => topology.version, {
     event: onEvent,

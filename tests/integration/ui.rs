@@ -79,12 +79,11 @@ fn the_dashboard_shows_a_split_and_an_offline_shard_within_a_second() {
         Some("text/html; charset=utf-8")
     );
     open_dashboard(&browser, server.client, 64);
-    let members = browser.eval(
-        "return [...document.querySelectorAll('#members [data-member]')].map(r => r.textContent);",
-    );
-    assert!(
-        members[0].as_str().is_some_and(|m| m.contains("leader")),
-        "the Raft members show the leader: {members}"
+    browser.wait_until(
+        Duration::from_secs(10),
+        "the Raft members with node 1 as the leader",
+        "const row = document.querySelector('#members [data-member=\"1\"]'); \
+         return row !== null && row.textContent.includes('leader');",
     );
 
     let version = write(

@@ -15,7 +15,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use sha2::{Digest, Sha256};
 
-use super::response::{self, accepts_gzip, Body, TopologyHeaders};
+use super::response::{self, accepts_gzip, if_none_match, Body, TopologyHeaders};
 
 /// One file of `server/ui/`.
 struct Asset {
@@ -86,24 +86,15 @@ pub fn asset_index(file: Option<&str>) -> Option<usize> {
     }
 }
 
-fn etag_matches(request: &HeaderMap, etag: &HeaderValue) -> bool {
-    let etag = etag.as_bytes();
-    request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t.as_bytes() == etag)
-}
-
 /// Serves asset `index` (from [`asset_index`]); 404 when the path named no asset.
 pub fn handle(index: Option<usize>, request: &HeaderMap, topo: TopologyHeaders) -> Response<Body> {
     let Some(index) = index else {
         return response::error(StatusCode::NOT_FOUND, "no such dashboard file", topo);
     };
     let (asset, prepared) = (&ASSETS[index], &PREPARED[index]);
-    let (status, body, gzipped) = if etag_matches(request, &prepared.etag) {
+    let (status, body, gzipped) = if if_none_match(request, |t| {
+        t.as_bytes() == prepared.etag.as_bytes()
+    }) {
         (StatusCode::NOT_MODIFIED, Body::empty(), false)
     } else {
         match &prepared.gzip {
