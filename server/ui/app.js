@@ -130,9 +130,10 @@ const HISTORY_SHOWN = 30;
 /** The last few change sets before the snapshot, so the feed does not start empty. */
 async function showRecentHistory(upTo) {
   try {
-    const page = (since) => getJson(`/api/topology/events?sinceVersion=${since}&limit=${HISTORY_SHOWN * 4}`);
-    // 410: the history no longer reaches that far back; the last change set may still be there.
-    const body = await page(Math.max(0, upTo - HISTORY_SHOWN)).catch(() => page(Math.max(0, upTo - 1)));
+    // Not before the oldest version the server's history holds whole (410 otherwise).
+    const stats = await getJson('/api/topology/stats');
+    const since = Math.max(0, upTo - HISTORY_SHOWN, stats.historyOldestVersion ?? upTo);
+    const body = await getJson(`/api/topology/events?sinceVersion=${since}&limit=${HISTORY_SHOWN * 4}`);
     const seen = new Set(feedItems.map((e) => e.version));
     for (const e of body.events) if (e.version <= upTo && !seen.has(e.version)) feedItems.push(e);
     feedItems.sort((a, b) => b.version - a.version);

@@ -83,6 +83,7 @@ impl Browser {
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:loggingPrefs": {"browser": "SEVERE"},
         }}});
         let answer = command(addr, "POST", "/session", &capabilities);
         let session = answer["sessionId"]
@@ -121,6 +122,18 @@ impl Browser {
         wait_for(limit, what, || {
             (self.eval(script) == json!(true)).then_some(())
         });
+    }
+
+    /// The page's errors so far (uncaught exceptions, failed loads), as chromedriver
+    /// reports its console log; each call returns the ones since the last.
+    pub fn console_errors(&self) -> Vec<String> {
+        let log = self.session_command("POST", "se/log", &json!({"type": "browser"}));
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 
     /// A PNG of the viewport.

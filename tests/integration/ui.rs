@@ -122,6 +122,7 @@ fn the_dashboard_shows_a_split_and_an_offline_shard_within_a_second() {
         "return document.querySelector('#detail [data-shard-row=\"shard-0005\"]') !== null;",
     );
     save_screenshot(&browser, "dashboard.png");
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
 }
 
 /// Clicks the ring's arc (or slice) matching `selector`.
@@ -276,4 +277,5 @@ fn a_ring_of_16384_shards_is_drawn_as_256_slices() {
          rows[0].textContent.includes('offline');",
     );
     save_screenshot(&browser, "dashboard-16k.png");
+    assert_eq!(browser.console_errors(), Vec::<String>::new());
 }
