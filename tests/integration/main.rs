@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod backup;
+mod browser;
 mod client;
 mod cluster;
 mod cluster_support;
@@ -27,3 +28,4 @@ mod restart;
 mod sse;
 mod support;
 mod tls;
+mod ui;

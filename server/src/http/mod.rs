@@ -4,6 +4,7 @@
 //! applies per-request policy (timeout, metrics); `extract` checks and parses the
 //! requests that change something; `read`, `write`, `membership`, `health_round`,
 //! `sse` and `admin` (cluster status, metrics, liveness, readiness) are the handlers;
+//! `ui` serves the dashboard's static files;
 //! `response` builds every answer (and maps service errors to statuses); `body` is the
 //! response body type; `query` parses query strings.
 
@@ -22,4 +23,5 @@ pub mod response;
 mod router;
 pub mod server;
 pub mod sse;
+mod ui;
 pub mod write;

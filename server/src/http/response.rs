@@ -67,21 +67,26 @@ pub fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header")
 }
 
-/// True when If-None-Match names this version (or `*`).
-pub fn not_modified(headers: &HeaderMap, version: u64) -> bool {
+/// True when If-None-Match is `*` or lists an entity tag (weak or strong, quotes
+/// kept) for which `is_current` holds.
+pub fn if_none_match(headers: &HeaderMap, is_current: impl Fn(&str) -> bool) -> bool {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| {
-            t == "*"
-                || t.strip_prefix('"')
-                    .and_then(|t| t.strip_suffix('"'))
-                    .and_then(|t| t.parse::<u64>().ok())
-                    == Some(version)
-        })
+        .any(|t| t == "*" || is_current(t))
+}
+
+/// True when If-None-Match names this version (or `*`).
+pub fn not_modified(headers: &HeaderMap, version: u64) -> bool {
+    if_none_match(headers, |t| {
+        t.strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .and_then(|t| t.parse::<u64>().ok())
+            == Some(version)
+    })
 }
 
 /// Header values of the current version, term and leader, made once per change on

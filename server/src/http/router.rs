@@ -2,9 +2,9 @@
 //! (the credential's scope, metrics, the request timeout, 404/405 answers).
 //!
 //! Scopes: reads, SSE and cluster status need `read`; topology writes and health
-//! rounds `write`; membership changes and bootstrap `admin`; `/healthz`, `/readyz`
-//! and `/metrics` none (probes and scrapers carry no token, and they reveal no
-//! topology).
+//! rounds `write`; membership changes and bootstrap `admin`; `/healthz`, `/readyz`,
+//! `/metrics` and the dashboard's static files (`/ui`) none (probes and scrapers
+//! carry no token, and they reveal no topology).
 //!
 //! Paths are matched by `matchit` (a radix tree, matching on the borrowed path without
 //! allocating); each path holds the methods it allows, so a known path asked with
@@ -23,7 +23,7 @@ use super::membership::{self, MembershipRoute};
 use super::read::{self, ReadRoute};
 use super::response::{self, Body};
 use super::write::{self, WriteRoute};
-use super::{extract, health_round, sse};
+use super::{extract, health_round, sse, ui};
 use crate::executor::ExecutorContext;
 use crate::metrics::RouteClass;
 use crate::net::bearer::Scope;
@@ -38,6 +38,8 @@ enum Route<'a> {
     HealthRound,
     Membership(MembershipRoute),
     Admin(AdminRoute),
+    /// The dashboard's asset of this index (`None`: no such file).
+    Ui(Option<usize>),
 }
 
 /// What a path serves for one method; write routes are built from the path's `{id}`.
@@ -49,6 +51,7 @@ enum Endpoint {
     HealthRound,
     Membership(MembershipRoute),
     Admin(AdminRoute),
+    Ui,
 }
 
 /// Which requests an endpoint answers: `Get` also answers HEAD.
@@ -152,6 +155,8 @@ fn routes() -> Vec<(&'static str, Vec<(Verb, Endpoint)>)> {
         ("metrics", vec![(Get, E::Admin(AdminRoute::Metrics))]),
         ("healthz", vec![(Get, E::Admin(AdminRoute::Healthz))]),
         ("readyz", vec![(Get, E::Admin(AdminRoute::Readyz))]),
+        ("ui", vec![(Get, E::Ui)]),
+        ("ui/{*file}", vec![(Get, E::Ui)]),
     ]
 }
 
@@ -183,6 +188,7 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, StatusCode> {
         Endpoint::HealthRound => Route::HealthRound,
         Endpoint::Membership(m) => Route::Membership(m),
         Endpoint::Admin(a) => Route::Admin(a),
+        Endpoint::Ui => Route::Ui(ui::asset_index(matched.params.get("file"))),
     })
 }
 
@@ -196,6 +202,7 @@ impl Route<'_> {
             Route::HealthRound => Some(Route::HealthRound),
             Route::Membership(m) => Some(Route::Membership(m)),
             Route::Admin(a) => Some(Route::Admin(a)),
+            Route::Ui(asset) => Some(Route::Ui(asset)),
             Route::Write(_) => None,
         }
     }
@@ -208,6 +215,7 @@ impl Route<'_> {
             Route::Membership(_)
             | Route::Admin(AdminRoute::ClusterStatus | AdminRoute::Snapshot) => RouteClass::Cluster,
             Route::Admin(_) => RouteClass::Probe,
+            Route::Ui(_) => RouteClass::Other,
         }
     }
 
@@ -221,7 +229,8 @@ impl Route<'_> {
             | Route::Membership(_)
             | Route::Admin(AdminRoute::Snapshot) => Some(Scope::Admin),
             Route::Write(_) | Route::HealthRound => Some(Scope::Write),
-            Route::Admin(AdminRoute::Metrics | AdminRoute::Healthz | AdminRoute::Readyz) => None,
+            Route::Admin(AdminRoute::Metrics | AdminRoute::Healthz | AdminRoute::Readyz)
+            | Route::Ui(_) => None,
         }
     }
 
@@ -230,6 +239,7 @@ impl Route<'_> {
         matches!(
             self,
             Route::Read(_)
+                | Route::Ui(_)
                 | Route::Admin(AdminRoute::Metrics | AdminRoute::Healthz | AdminRoute::Readyz)
         )
     }
@@ -278,6 +288,7 @@ pub async fn handle(
             Ok(Route::HealthRound) => health_round::handle(req, &ctx).await,
             Ok(Route::Membership(m)) => membership::handle(m, req, &ctx).await,
             Ok(Route::Admin(a)) => admin::handle(a, &ctx).await,
+            Ok(Route::Ui(asset)) => ui::handle(asset, req.headers(), ctx.current_headers()),
             Err(status) => {
                 let published = ctx.published.current();
                 let path = req.uri().path();
@@ -413,6 +424,8 @@ mod tests {
             (M::GET, "/healthz", None),
             (M::GET, "/readyz", None),
             (M::GET, "/metrics", None),
+            (M::GET, "/ui", None),
+            (M::GET, "/ui/app.js", None),
         ];
         for (method, path, needed) in cases {
             let found = route(&method, path).map(|r| r.scope());
@@ -448,6 +461,18 @@ mod tests {
             Err(StatusCode::METHOD_NOT_ALLOWED)
         );
         assert_eq!(status_of(Method::GET, "/nope"), Err(StatusCode::NOT_FOUND));
+        assert!(matches!(
+            route(&Method::GET, "/ui/"),
+            Ok(Route::Ui(Some(0)))
+        ));
+        assert!(matches!(
+            route(&Method::GET, "/ui/x.js"),
+            Ok(Route::Ui(None))
+        ));
+        assert_eq!(
+            status_of(Method::POST, "/ui"),
+            Err(StatusCode::METHOD_NOT_ALLOWED)
+        );
         assert_eq!(
             status_of(Method::GET, "/api/topology/nodes/n1/x"),
             Err(StatusCode::NOT_FOUND)
