@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use concord_testkit::http::request_within;
+use concord_testkit::poll_until;
 
 use crate::cluster_support::Cluster;
 
@@ -57,15 +58,23 @@ fn a_follower_killed_during_snapshot_install_converges_and_never_goes_back() {
     };
 
     acked.extend(write_acked(&cluster, "compacted", 60));
-    let status = cluster.node(leader).status().expect("leader status");
-    let purged = status["purgedIndex"].as_u64().unwrap_or(0);
     let behind = cluster.node(lagging).status().expect("follower status");
     let its_last = behind["lastLogIndex"].as_u64().unwrap_or(0);
-    assert!(
-        purged > its_last,
-        "the leader kept the entries the follower lacks (purged {purged}, follower's last \
-         {its_last}): no snapshot would be needed\n{status}"
-    );
+    // The leader purges after it has built a snapshot, and not while a replication
+    // stream still reads the entries (the one to the cut-off follower waits for its
+    // RPC deadline first): wait for it rather than catch it in between.
+    let mut status = serde_json::Value::Null;
+    let purged = poll_until(WAIT, || {
+        status = cluster.node(leader).status()?;
+        let purged = status["purgedIndex"].as_u64().unwrap_or(0);
+        (purged > its_last).then_some(purged)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the leader kept the entries the follower lacks (follower's last {its_last}): \
+             no snapshot would be needed\n{status}"
+        )
+    });
 
     cluster.partitions.as_ref().unwrap().heal();
     let mut rng = fastrand::Rng::with_seed(11);
