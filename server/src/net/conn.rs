@@ -264,23 +264,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadTimed<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for HeadTimed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_close(cx)
-    }
-}
+super::write_through_to_stream!(HeadTimed);
 
 /// The client address a per-address limit counts: the IPv4 address (IPv4-mapped
 /// IPv6 included), or the /64 of an IPv6 one (one host commonly holds a whole /64).

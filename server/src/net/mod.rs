@@ -5,6 +5,37 @@
 //! topology; the client front (`http`), the peer transport (`raft::peer_*`) and the
 //! data-node probes (`node_health`) all build on it.
 
+/// `AsyncWrite` for a wrapper whose writes all go, unchanged, to its `stream` field
+/// (wrappers that only change how the read side behaves).
+macro_rules! write_through_to_stream {
+    ($wrapper:ident) => {
+        impl<S: futures_lite::AsyncWrite + Unpin> futures_lite::AsyncWrite for $wrapper<S> {
+            fn poll_write(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+            }
+
+            fn poll_close(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.stream).poll_close(cx)
+            }
+        }
+    };
+}
+pub(crate) use write_through_to_stream;
+
 pub mod allow;
 pub mod bearer;
 pub mod capacity;
