@@ -49,7 +49,8 @@ const PEER_SECRET: &str = "concord-perf-soak-peer-secret-0123";
 
 /// Writes give up after 2 s on the server, so a client waiting 3 s sees an answer
 /// whenever the server gives one; health probing is off (the data nodes are made up).
-const SOAK_CONFIG: &str = "http:\n  write_timeout: 2s\ntopology:\n  health_check:\n    enabled: false\n";
+const SOAK_CONFIG: &str =
+    "http:\n  write_timeout: 2s\ntopology:\n  health_check:\n    enabled: false\n";
 
 /// How long a server may take to answer `/healthz` after a restart.
 const RESTART_LIMIT: Duration = Duration::from_secs(30);
@@ -81,9 +82,10 @@ impl Member {
         self.process.spawn();
         self.stopped = false;
         let client = self.client;
-        self.process.wait_until(RESTART_LIMIT, "/healthz answers", || {
-            concord_testkit::process::answers_200(client, "/healthz")
-        });
+        self.process
+            .wait_until(RESTART_LIMIT, "/healthz answers", || {
+                concord_testkit::process::answers_200(client, "/healthz")
+            });
     }
 }
 
@@ -114,7 +116,8 @@ impl Cluster {
             .iter()
             .map(|(id, peer, advertised)| {
                 let client = free_addr();
-                let mut args = serve_args(*id, client, *peer, &dir.path().join(format!("d{id}")), 1);
+                let mut args =
+                    serve_args(*id, client, *peer, &dir.path().join(format!("d{id}")), 1);
                 args.extend([
                     "--advertise-peer-addr".to_string(),
                     advertised.to_string(),
@@ -180,9 +183,7 @@ impl Cluster {
     }
 
     pub fn wait_leader(&self, limit: Duration) -> u64 {
-        concord_testkit::wait_for(limit, "one leader named by every server", || {
-            self.leader()
-        })
+        concord_testkit::wait_for(limit, "one leader named by every server", || self.leader())
     }
 
     /// Every server's applied version, once all agree (at least `min`).
@@ -292,6 +293,38 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize, started: Instant) -
     }
 }
 
+/// A server's RSS (bytes) and open descriptors right now.
+pub fn resources(pid: u32) -> (u64, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    (crate::server::rss_bytes(pid), fds)
+}
+
+/// After the run, per server: its resources, then those of a fresh process restarted
+/// on the same data once it has applied `version`. The difference is what the long
+/// run accumulated beyond its data (the data itself grows with every write).
+pub type Restarted = Vec<(u64, (u64, usize), (u64, usize))>;
+
+fn fresh_restarts(cluster: &mut Cluster, version: u64) -> Restarted {
+    let mut out = Vec::new();
+    for i in 0..cluster.members.len() {
+        let member = &mut cluster.members[i];
+        let Some(before) = member.pid().map(resources) else {
+            continue;
+        };
+        member.restart();
+        let client = member.client;
+        let caught_up = concord_testkit::wait::poll_until(Duration::from_secs(60), || {
+            clients::plain_version(client).filter(|v| *v >= version)
+        });
+        // Let start-up allocations settle before sampling.
+        std::thread::sleep(Duration::from_secs(2));
+        if let (Some(_), Some(pid)) = (caught_up, cluster.members[i].pid()) {
+            out.push((cluster.members[i].id, before, resources(pid)));
+        }
+    }
+    out
+}
+
 /// Runs the soak and prints and writes its report; the outcome says whether every
 /// invariant held.
 pub fn run(args: &SoakArgs, bin: Option<&Path>, out: &Path) -> Outcome {
@@ -332,6 +365,7 @@ pub fn run(args: &SoakArgs, bin: Option<&Path>, out: &Path) -> Outcome {
     shared.final_version.store(final_version, Ordering::SeqCst);
     let observed = threads.finish();
     let held = verdict::read_back(&cluster.members);
+    let restarted = fresh_restarts(&mut cluster, final_version);
     drop(cluster);
     verdict::report(
         args,
@@ -343,6 +377,7 @@ pub fn run(args: &SoakArgs, bin: Option<&Path>, out: &Path) -> Outcome {
             load,
             observed,
             held,
+            restarted,
             faults,
             elapsed: started.elapsed().as_secs_f64(),
         },

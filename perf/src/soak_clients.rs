@@ -125,7 +125,15 @@ fn send(addr: SocketAddr, method: &str, path: &str, if_match: Option<u64>) -> Ou
 
 /// A server's applied version (`GET /api/topology/version`), if it answers 200.
 pub fn plain_version(addr: SocketAddr) -> Option<u64> {
-    let r = request_within(addr, "GET", "/api/topology/version", &[], b"", Duration::from_secs(2)).ok()?;
+    let r = request_within(
+        addr,
+        "GET",
+        "/api/topology/version",
+        &[],
+        b"",
+        Duration::from_secs(2),
+    )
+    .ok()?;
     (r.status == 200).then(|| r.try_json()?["version"].as_u64())?
 }
 
@@ -244,17 +252,24 @@ fn reader(id: usize, shared: &Shared, period: Duration) -> Load {
 /// The last operation of the history: a linearizable read on the leader once the
 /// cluster is quiet and converged.
 pub fn final_read(members: &[Member], leader: u64, expected: u64) -> Recorded {
-    let addr = members.iter().find(|m| m.id == leader).expect("leader").client;
+    let addr = members
+        .iter()
+        .find(|m| m.id == leader)
+        .expect("leader")
+        .client;
     let invoked = Instant::now();
     let path = "/api/topology/version?consistency=linearizable";
-    let version = concord_testkit::wait_for(Duration::from_secs(30), "a final linearizable read", || {
-        match send(addr, "GET", path, None) {
-            Outcome::Version(v) => Some(v),
-            _ => None,
-        }
-    });
+    let version =
+        concord_testkit::wait_for(Duration::from_secs(30), "a final linearizable read", || {
+            match send(addr, "GET", path, None) {
+                Outcome::Version(v) => Some(v),
+                _ => None,
+            }
+        });
     if version != expected {
-        eprintln!("soak: the final linearizable read saw {version}, the servers agreed on {expected}");
+        eprintln!(
+            "soak: the final linearizable read saw {version}, the servers agreed on {expected}"
+        );
     }
     Recorded {
         client: usize::MAX,
@@ -275,14 +290,18 @@ fn router(shared: &Shared, first: usize, initial: u64) -> Vec<SseItem> {
         server += 1;
         let resume = last.to_string();
         let headers = [("Last-Event-ID", resume.as_str())];
-        let mut stream =
-            match SseClient::open(addr, "/api/topology/subscribe", &headers, Duration::from_secs(2)) {
-                Ok(s) if s.status == 200 => s,
-                _ => {
-                    std::thread::sleep(Duration::from_millis(200));
-                    continue;
-                }
-            };
+        let mut stream = match SseClient::open(
+            addr,
+            "/api/topology/subscribe",
+            &headers,
+            Duration::from_secs(2),
+        ) {
+            Ok(s) if s.status == 200 => s,
+            _ => {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+        };
         items.push(SseItem::Resume { from: last });
         let mut heard = Instant::now();
         while !shared.reached_end(last) && heard.elapsed() < QUIET {
@@ -340,7 +359,10 @@ fn collector(shared: &Shared, initial: u64) -> Collected {
     let mut server = 0;
     while !shared.reached_end(got.through) {
         let addr = shared.servers[server % shared.servers.len()];
-        let path = format!("/api/topology/events?sinceVersion={}&limit=1000", got.through);
+        let path = format!(
+            "/api/topology/events?sinceVersion={}&limit=1000",
+            got.through
+        );
         let answer = request_within(addr, "GET", &path, &[], b"", Duration::from_secs(2));
         let body = match answer {
             Ok(r) if r.status == 200 => r.try_json(),
@@ -356,7 +378,9 @@ fn collector(shared: &Shared, initial: u64) -> Collected {
             continue;
         };
         for e in body["events"].as_array().into_iter().flatten() {
-            let Some(version) = e["version"].as_u64() else { continue };
+            let Some(version) = e["version"].as_u64() else {
+                continue;
+            };
             if e["type"] == "NodeJoin" {
                 if let Some(node) = e["nodeId"].as_str() {
                     got.joined.insert(node.to_string(), version);
@@ -388,8 +412,7 @@ fn sampler(shared: &Shared, pids: &Pids, every: Duration) -> Vec<Sample> {
         let at = shared.since_start(Instant::now());
         for (server, pid) in pids.0.lock().unwrap().iter() {
             let Some(pid) = pid else { continue };
-            let rss = crate::server::rss_bytes(*pid);
-            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+            let (rss, fds) = crate::soak::resources(*pid);
             // A killed server has no /proc entry: no sample.
             if rss > 0 {
                 samples.push(Sample {
@@ -439,7 +462,9 @@ pub fn start(args: &SoakArgs, shared: &Arc<Shared>, pids: &Arc<Pids>) -> Threads
     }
     let read_period = Duration::from_secs_f64(READERS as f64 / args.read_rate.max(0.01));
     for id in 0..READERS {
-        load.push(spawn(Box::new(move |s| reader(WRITERS + id, s, read_period))));
+        load.push(spawn(Box::new(move |s| {
+            reader(WRITERS + id, s, read_period)
+        })));
     }
     let routers = (0..args.routers)
         .map(|i| {

@@ -24,7 +24,7 @@ use concord_testkit::observations::{check_subscription, SseItem};
 use serde_json::{json, Value};
 
 use crate::report::{self, Series};
-use crate::soak::{Injected, Member, SoakArgs};
+use crate::soak::{Injected, Member, Restarted, SoakArgs};
 use crate::soak_clients::{Load, Observed, Sample};
 
 /// Operations a window holds at least before it may be cut.
@@ -50,7 +50,15 @@ pub struct Held(Vec<(u64, Option<BTreeSet<String>>)>);
 
 pub fn read_back(members: &[Member]) -> Held {
     let one = |m: &Member| {
-        let r = request_within(m.client, "GET", "/api/topology/nodes", &[], b"", Duration::from_secs(30)).ok()?;
+        let r = request_within(
+            m.client,
+            "GET",
+            "/api/topology/nodes",
+            &[],
+            b"",
+            Duration::from_secs(30),
+        )
+        .ok()?;
         let body = r.try_json().filter(|_| r.status == 200)?;
         let nodes = body["nodes"].as_array()?;
         Some(
@@ -70,6 +78,7 @@ pub struct Inputs {
     pub load: Load,
     pub observed: Observed,
     pub held: Held,
+    pub restarted: Restarted,
     pub faults: Vec<Injected>,
     pub elapsed: f64,
 }
@@ -79,7 +88,9 @@ fn lost_writes(inputs: &Inputs) -> (usize, usize, Vec<String>) {
     let joined = &inputs.observed.collected.joined;
     let (mut lost, mut misplaced, mut examples) = (0, 0, Vec::new());
     for w in &inputs.load.writes {
-        let Some((_, Ret::Written(v))) = w.recorded.returned else { continue };
+        let Some((_, Ret::Written(v))) = w.recorded.returned else {
+            continue;
+        };
         let missing: Vec<u64> = inputs
             .held
             .0
@@ -90,12 +101,19 @@ fn lost_writes(inputs: &Inputs) -> (usize, usize, Vec<String>) {
         if !missing.is_empty() {
             lost += 1;
             if examples.len() < 10 {
-                examples.push(format!("{} (version {v}) missing on servers {missing:?}", w.node));
+                examples.push(format!(
+                    "{} (version {v}) missing on servers {missing:?}",
+                    w.node
+                ));
             }
         } else if joined.get(&w.node).is_some_and(|j| *j != v) {
             misplaced += 1;
             if examples.len() < 10 {
-                examples.push(format!("{} answered {v}, committed at {:?}", w.node, joined.get(&w.node)));
+                examples.push(format!(
+                    "{} answered {v}, committed at {:?}",
+                    w.node,
+                    joined.get(&w.node)
+                ));
             }
         }
     }
@@ -152,7 +170,12 @@ fn history(inputs: &Inputs) -> (Vec<Recorded>, Resolution) {
     };
     let mut resolution = Resolution::default();
     let mut next_client = 1_000_000;
-    for w in inputs.load.writes.iter().filter(|w| w.recorded.returned.is_none()) {
+    for w in inputs
+        .load
+        .writes
+        .iter()
+        .filter(|w| w.recorded.returned.is_none())
+    {
         match joined.get(&w.node) {
             Some(&v) => {
                 let Some(at) = surely_applied(v) else {
@@ -239,7 +262,10 @@ fn check_windows(initial: u64, windows: Vec<Vec<Recorded>>) -> Checked {
             }
             Err(_) => {
                 checked.unchecked += 1;
-                checked.details.push(format!("window {i} ({} operations) not decided within {CHECK_LIMIT:?}", window.len()));
+                checked.details.push(format!(
+                    "window {i} ({} operations) not decided within {CHECK_LIMIT:?}",
+                    window.len()
+                ));
             }
         }
         value = value.max(highest.unwrap_or(value));
@@ -295,7 +321,11 @@ fn charts(out: &Path, inputs: &Inputs) {
         (1..=3)
             .map(|id| Series {
                 label: format!("server {id}"),
-                points: samples.iter().filter(|s| s.server == id).map(|s| (s.at, f(s))).collect(),
+                points: samples
+                    .iter()
+                    .filter(|s| s.server == id)
+                    .map(|s| (s.at, f(s)))
+                    .collect(),
             })
             .collect()
     };
@@ -346,19 +376,26 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
     let (mut gaps, mut dups, mut reorders, mut behind, mut resets) = (0, 0, 0, 0, 0);
     for (i, (from, items)) in inputs.observed.routers.iter().enumerate() {
         let (g, d, r, last) = sse_counts(*from, items);
-        let first_broken = check_subscription(i as u64, *from, items).err().map(|b| b.to_string());
+        let first_broken = check_subscription(i as u64, *from, items)
+            .err()
+            .map(|b| b.to_string());
         let ended_behind = last < inputs.final_version;
         gaps += g;
         dups += d;
         reorders += r;
         behind += usize::from(ended_behind);
-        resets += items.iter().filter(|i| matches!(i, SseItem::Reset { .. })).count();
+        resets += items
+            .iter()
+            .filter(|i| matches!(i, SseItem::Reset { .. }))
+            .count();
         if g + d + r > 0 || ended_behind || first_broken.is_some() {
             sse_broken += 1;
         }
-        routers.push(json!({"router": i, "gaps": g, "duplicates": d, "reorders": r, "ended_at": last,
+        routers.push(
+            json!({"router": i, "gaps": g, "duplicates": d, "reorders": r, "ended_at": last,
             "resumes": items.iter().filter(|i| matches!(i, SseItem::Resume { .. })).count(),
-            "first_broken": first_broken}));
+            "first_broken": first_broken}),
+        );
     }
 
     let scheduled = inputs.load.ticks.len();
@@ -376,19 +413,26 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
         .iter()
         .filter(|w| matches!(w.recorded.returned, Some((_, Ret::Conflict))))
         .count();
-    let cas = inputs.load.writes.iter().filter(|w| matches!(w.recorded.op, Op::Cas(_))).count();
+    let cas = inputs
+        .load
+        .writes
+        .iter()
+        .filter(|w| matches!(w.recorded.op, Op::Cas(_)))
+        .count();
 
-    let tenth = inputs.elapsed / 10.0;
+    // Samples cover the load phase only (the sampler stops with the writers).
+    let load_seconds = args.duration as f64;
+    let tenth = load_seconds / 10.0;
     let samples = &inputs.observed.samples;
     let mut resources = Vec::new();
     let mut resource_rows = Vec::new();
     for id in 1..=3 {
         let first = mean(samples, id, 0.0, tenth);
-        let last = mean(samples, id, inputs.elapsed - tenth, f64::MAX);
+        let last = mean(samples, id, load_seconds - tenth, f64::MAX);
         if let (Some(a), Some(b)) = (first, last) {
             let mib = |x: f64| x / 1048576.0;
             resource_rows.push(format!(
-                "server {id}: RSS {:.1} -> {:.1} MiB ({:+.1}), fds {:.0} -> {:.0} ({:+.0})",
+                "server {id} first vs last 10 %: RSS {:.1} -> {:.1} MiB ({:+.1}), fds {:.0} -> {:.0} ({:+.0})",
                 mib(a.0),
                 mib(b.0),
                 mib(b.0 - a.0),
@@ -396,18 +440,42 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
                 b.1,
                 b.1 - a.1
             ));
-            resources.push(json!({"server": id, "rss_first_bytes": a.0, "rss_last_bytes": b.0,
-                "fds_first": a.1, "fds_last": b.1}));
+            resources.push(
+                json!({"server": id, "rss_first_bytes": a.0, "rss_last_bytes": b.0,
+                "fds_first": a.1, "fds_last": b.1}),
+            );
         }
     }
-    let nodes_at_end = inputs.held.0.iter().filter_map(|(_, n)| n.as_ref().map(|n| n.len())).max().unwrap_or(0);
+    for (id, (rss_run, fds_run), (rss_fresh, fds_fresh)) in &inputs.restarted {
+        let mib = |x: u64| x as f64 / 1048576.0;
+        resource_rows.push(format!(
+            "server {id} after the run vs restarted on its data: RSS {:.1} vs {:.1} MiB, fds {fds_run} vs {fds_fresh}",
+            mib(*rss_run),
+            mib(*rss_fresh)
+        ));
+    }
+    let restarted: Vec<Value> = inputs
+        .restarted
+        .iter()
+        .map(|(id, run, fresh)| {
+            json!({"server": id, "rss_after_run_bytes": run.0, "fds_after_run": run.1,
+            "rss_fresh_bytes": fresh.0, "fds_fresh": fresh.1})
+        })
+        .collect();
+    let nodes_at_end = inputs
+        .held
+        .0
+        .iter()
+        .filter_map(|(_, n)| n.as_ref().map(|n| n.len()))
+        .max()
+        .unwrap_or(0);
     let mut fault_counts: BTreeMap<String, usize> = BTreeMap::new();
     for f in &inputs.faults {
         *fault_counts.entry(format!("{:?}", f.fault)).or_default() += 1;
     }
 
     let mut rows = vec![
-        ("duration", format!("{:.0} s, {} routers, {} writes/s, {} reads/s", inputs.elapsed, args.routers, args.write_rate, args.read_rate)),
+        ("duration", format!("{} s of load ({:.0} s in all), {} routers, {} writes/s, {} reads/s", args.duration, inputs.elapsed, args.routers, args.write_rate, args.read_rate)),
         ("faults", format!("{} ({fault_counts:?})", inputs.faults.len())),
         ("availability", format!("{:.4} ({answered} of {scheduled} writes answered within 1 s)", availability)),
         ("writes", format!("{} sent ({cas} CAS): {acked} acknowledged, {conflicts} CAS conflicts, {} unknown ({} applied, {} not, {} unresolved)",
@@ -420,15 +488,31 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
         ("versions", format!("{} -> {} ({} data nodes at the end)", inputs.initial, inputs.final_version, nodes_at_end)),
     ];
     for r in &resource_rows {
-        rows.push(("resources (first vs last 10 %)", r.clone()));
+        rows.push(("resources", r.clone()));
     }
     if !inputs.load.unexpected.is_empty() {
-        rows.push(("unexpected answers", format!("{} e.g. {}", inputs.load.unexpected.len(), inputs.load.unexpected[0])));
+        rows.push((
+            "unexpected answers",
+            format!(
+                "{} e.g. {}",
+                inputs.load.unexpected.len(),
+                inputs.load.unexpected[0]
+            ),
+        ));
     }
     if inputs.observed.collected.history_gone > 0 {
-        rows.push(("history collector", format!("{} answers 410 (history dropped)", inputs.observed.collected.history_gone)));
+        rows.push((
+            "history collector",
+            format!(
+                "{} answers 410 (history dropped)",
+                inputs.observed.collected.history_gone
+            ),
+        ));
     }
-    report::print_table("soak: 3 servers behind the partition proxy, faults on a schedule", &rows);
+    report::print_table(
+        "soak: 3 servers behind the partition proxy, faults on a schedule",
+        &rows,
+    );
     for d in lost_examples.iter().chain(&checked.details) {
         eprintln!("soak: {d}");
     }
@@ -442,7 +526,7 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
     report::write_json(
         out,
         "soak",
-        json!({"scenario": "soak", "duration_s": inputs.elapsed, "routers": args.routers,
+        json!({"scenario": "soak", "duration_s": args.duration, "elapsed_s": inputs.elapsed, "routers": args.routers,
             "write_rate": args.write_rate, "read_rate": args.read_rate, "fault_every_s": args.fault_every,
             "faults": faults, "fault_counts": fault_counts,
             "availability": availability, "writes_scheduled": scheduled, "writes_answered_within_1s": answered,
@@ -456,7 +540,7 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
             "sse": {"gaps": gaps, "duplicates": dups, "reorders": reorders, "behind": behind, "resets": resets,
                 "broken_routers": sse_broken, "routers": routers},
             "initial_version": inputs.initial, "final_version": inputs.final_version, "nodes_at_end": nodes_at_end,
-            "resources": resources, "unexpected": inputs.load.unexpected.len(),
+            "resources": resources, "fresh_restart": restarted, "unexpected": inputs.load.unexpected.len(),
             "history_gone": inputs.observed.collected.history_gone}),
     );
     Outcome {
@@ -465,3 +549,7 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
         sse_broken,
     }
 }
+
+#[cfg(test)]
+#[path = "soak_report_test.rs"]
+mod tests;
