@@ -53,7 +53,7 @@ const SOAK_CONFIG: &str =
     "http:\n  write_timeout: 2s\ntopology:\n  health_check:\n    enabled: false\n";
 
 /// How long a server may take to answer `/healthz` after a restart.
-const RESTART_LIMIT: Duration = Duration::from_secs(30);
+const RESTART_LIMIT: Duration = Duration::from_secs(60);
 
 /// One server of the cluster.
 pub struct Member {
@@ -247,7 +247,7 @@ pub struct Injected {
 
 /// Injects one fault and heals it; returns what was done.
 fn inject(cluster: &mut Cluster, fault: Fault, round: usize, started: Instant) -> Injected {
-    let leader = cluster.wait_leader(Duration::from_secs(60));
+    let leader = cluster.wait_leader(Duration::from_secs(120));
     let follower = cluster
         .members
         .iter()
@@ -359,8 +359,8 @@ pub fn run(args: &SoakArgs, bin: Option<&Path>, out: &Path) -> Outcome {
     let load = threads.stop_load();
     // Quiet now: every server runs and every link is up.
     cluster.heal_all();
-    let leader = cluster.wait_leader(Duration::from_secs(60));
-    let final_version = cluster.converged(initial, Duration::from_secs(60));
+    let leader = cluster.wait_leader(Duration::from_secs(120));
+    let final_version = cluster.converged(initial, Duration::from_secs(120));
     let final_read = clients::final_read(&cluster.members, leader, final_version);
     shared.final_version.store(final_version, Ordering::SeqCst);
     let observed = threads.finish();

@@ -260,7 +260,7 @@ pub fn final_read(members: &[Member], leader: u64, expected: u64) -> Recorded {
     let invoked = Instant::now();
     let path = "/api/topology/version?consistency=linearizable";
     let version =
-        concord_testkit::wait_for(Duration::from_secs(30), "a final linearizable read", || {
+        concord_testkit::wait_for(Duration::from_secs(60), "a final linearizable read", || {
             match send(addr, "GET", path, None) {
                 Outcome::Version(v) => Some(v),
                 _ => None,
