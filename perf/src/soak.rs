@@ -338,9 +338,10 @@ pub fn run(args: &SoakArgs, bin: Option<&Path>, out: &Path) -> Outcome {
     let mut threads = clients::start(args, &shared, &pids);
 
     let mut faults = Vec::new();
-    let _progress = crate::report::progress("soak", args.duration as f64);
-    let mut round = 0;
-    while args.fault_every > 0 {
+    let progress = crate::report::progress("soak", args.duration as f64);
+    // Bounded by the run's end: every round starts `fault_every` seconds later.
+    let rounds = if args.fault_every == 0 { 0 } else { usize::MAX };
+    for round in 0..rounds {
         let next = started + Duration::from_secs(args.fault_every * (round as u64 + 1));
         // A fault needs about 10 s to inject and heal: none may run past the end.
         if next + Duration::from_secs(10) > until {
@@ -351,10 +352,9 @@ pub fn run(args: &SoakArgs, bin: Option<&Path>, out: &Path) -> Outcome {
         let injected = inject(&mut cluster, fault, round, started);
         pids.refresh(&cluster.members);
         faults.push(injected);
-        round += 1;
     }
     std::thread::sleep(until.saturating_duration_since(Instant::now()));
-    drop(_progress);
+    drop(progress);
 
     let load = threads.stop_load();
     // Quiet now: every server runs and every link is up.
