@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use concord_testkit::http::request_within;
+use concord_testkit::http::{request_within, Response};
 use concord_testkit::linearizability::{Op, Recorded, Ret};
 use concord_testkit::observations::SseItem;
+use concord_testkit::register::{self, Outcome};
 use concord_testkit::SseClient;
 
 use crate::soak::{Member, SoakArgs};
@@ -87,40 +88,13 @@ impl Pids {
     }
 }
 
-/// How a request ended.
-enum Outcome {
-    Version(u64),
-    Conflict,
-    /// Never reached the server: certainly no effect.
-    Refused,
-    /// Timeout, reset or 5xx: may or may not have applied.
-    Unknown,
-    /// Another 4xx: no effect, and a harness bug.
-    Unexpected(String),
+fn send(addr: SocketAddr, method: &str, path: &str, if_match: Option<u64>) -> Outcome {
+    register::send(addr, method, path, if_match, REQUEST_LIMIT)
 }
 
-fn send(addr: SocketAddr, method: &str, path: &str, if_match: Option<u64>) -> Outcome {
-    let tag = if_match.map(|v| format!("\"{v}\""));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(tag) = &tag {
-        headers.push(("If-Match", tag.as_str()));
-    }
-    let body: &[u8] = if method == "PUT" {
-        br#"{"address":"127.0.0.1:1"}"#
-    } else {
-        b""
-    };
-    match request_within(addr, method, path, &headers, body, REQUEST_LIMIT) {
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Outcome::Refused,
-        Err(_) => Outcome::Unknown,
-        Ok(r) if r.status == 200 => match r.try_json().and_then(|j| j["version"].as_u64()) {
-            Some(v) => Outcome::Version(v),
-            None => Outcome::Unexpected(format!("{method} {path}: 200 {}", r.text())),
-        },
-        Ok(r) if r.status == 409 && if_match.is_some() => Outcome::Conflict,
-        Ok(r) if r.status >= 500 => Outcome::Unknown,
-        Ok(r) => Outcome::Unexpected(format!("{method} {path}: {} {}", r.status, r.text())),
-    }
+/// What a 4xx (or a 200 without a version) said, for the report.
+fn unexpected(method: &str, path: &str, r: &Response) -> String {
+    format!("{method} {path}: {} {}", r.status, r.text())
 }
 
 /// A server's applied version (`GET /api/topology/version`), if it answers 200.
@@ -187,8 +161,8 @@ fn writer(id: usize, shared: &Shared, period: Duration) -> Load {
                     server = (server + 1) % n;
                     continue;
                 }
-                Outcome::Unexpected(text) => {
-                    log.unexpected.push(text);
+                Outcome::Unexpected(r) => {
+                    log.unexpected.push(unexpected("PUT", &path, &r));
                     break;
                 }
             };
@@ -241,7 +215,7 @@ fn reader(id: usize, shared: &Shared, period: Duration) -> Load {
                     returned: Some((Instant::now(), Ret::Read(v))),
                 });
             }
-            Outcome::Unexpected(text) => log.unexpected.push(text),
+            Outcome::Unexpected(r) => log.unexpected.push(unexpected("GET", path, &r)),
             // A read without an answer constrains nothing.
             _ => {}
         }
