@@ -285,26 +285,10 @@ fn router(shared: &Shared, first: usize, initial: u64) -> Vec<SseItem> {
                 Ok(None) | Err(_) => break,
             };
             heard = Instant::now();
-            let version = serde_json::from_str::<serde_json::Value>(&event.data)
-                .ok()
-                .and_then(|j| j["version"].as_u64());
-            let Some(version) = version else { continue };
-            let item = match event.event.as_str() {
-                "Progress" => continue,
-                "Reset" => SseItem::Reset { version },
-                _ => SseItem::Event {
-                    version,
-                    completes: event.id.is_some(),
-                },
+            let Some(item) = SseItem::from_event(&event) else {
+                continue;
             };
-            match item {
-                SseItem::Reset { version }
-                | SseItem::Event {
-                    version,
-                    completes: true,
-                } => last = version,
-                _ => {}
-            }
+            last = item.completed().unwrap_or(last);
             items.push(item);
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -194,30 +194,10 @@ fn subscriber(shared: &Shared, server: usize, from: u64) -> (u64, Vec<SseItem>) 
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
                 Ok(None) | Err(_) => break,
             };
-            let Some(version) = event
-                .data
-                .starts_with('{')
-                .then(|| event.json()["version"].as_u64())
-                .flatten()
-            else {
+            let Some(item) = SseItem::from_event(&event) else {
                 continue;
             };
-            let item = match event.event.as_str() {
-                "Progress" => continue,
-                "Reset" => SseItem::Reset { version },
-                _ => SseItem::Event {
-                    version,
-                    completes: event.id.is_some(),
-                },
-            };
-            match item {
-                SseItem::Reset { version } => last = version,
-                SseItem::Event {
-                    version,
-                    completes: true,
-                } => last = version,
-                _ => {}
-            }
+            last = item.completed().unwrap_or(last);
             items.push(item);
         }
         // A server without a leader ends streams at once: do not spin on it.
