@@ -12,6 +12,9 @@ mod reads;
 mod reference;
 mod report;
 mod server;
+mod soak;
+mod soak_clients;
+mod soak_report;
 mod subscribe;
 mod subscribers;
 
@@ -49,6 +52,9 @@ enum Scenario {
     Health(health::HealthArgs),
     /// A 3-server cluster, repeated leader kills: time until writes and subscribers resume.
     Failover(failover::FailoverArgs),
+    /// A 3-server cluster under scheduled faults with routers, writers and readers:
+    /// availability, lost writes, linearizability, SSE gaps, RSS and descriptors.
+    Soak(soak::SoakArgs),
     /// (internal) the subscriber process of `subscribe --subscriber-cpus`.
     #[command(hide = true)]
     SubscribeWorker(subscribers::WorkerArgs),
@@ -107,6 +113,16 @@ fn main() {
             health::run(&args, bin, &cli.out);
         }
         Scenario::Failover(args) => failover::run(&args, bin, &cli.out),
+        Scenario::Soak(args) => {
+            let outcome = soak::run(&args, bin, &cli.out);
+            if outcome.failed() {
+                eprintln!(
+                    "perf soak: {} acknowledged writes lost, {} linearizability violations, {} routers broke the SSE rules",
+                    outcome.lost, outcome.violations, outcome.sse_broken
+                );
+                std::process::exit(1);
+            }
+        }
         Scenario::SubscribeWorker(args) => subscribers::worker(&args),
         Scenario::ServeReference {
             addr,

@@ -11,6 +11,7 @@
 //!   stateright's linearizability tester;
 //! - [`observations`]: rules for plain (follower) reads and SSE subscriptions;
 //! - [`ports`]: free loopback ports below the ephemeral range;
+//! - [`register`]: one write, CAS or version read, classified for a history;
 //! - [`process`]: `concord-topo` processes (find the binary, spawn, wait, kill);
 //! - [`proxy`]: a TCP proxy per peer port that cuts links between servers (partitions);
 //! - [`wait`]: bounded polling.
@@ -21,6 +22,7 @@ pub mod observations;
 pub mod ports;
 pub mod process;
 pub mod proxy;
+pub mod register;
 pub mod sse;
 pub mod wait;
 

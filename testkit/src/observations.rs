@@ -107,6 +107,38 @@ pub enum SseItem {
     Reset { version: u64 },
 }
 
+impl SseItem {
+    /// What a subscriber records for `event`: `None` for `Progress` and for events
+    /// without a JSON object carrying a version (nothing to check). Panics when the
+    /// data starts like a JSON object but is not one (a corrupt stream).
+    pub fn from_event(event: &crate::SseEvent) -> Option<SseItem> {
+        if !event.data.starts_with('{') {
+            return None;
+        }
+        let version = event.json()["version"].as_u64()?;
+        match event.event.as_str() {
+            "Progress" => None,
+            "Reset" => Some(SseItem::Reset { version }),
+            _ => Some(SseItem::Event {
+                version,
+                completes: event.id.is_some(),
+            }),
+        }
+    }
+
+    /// The version a subscriber has completed after this item, if it moves it.
+    pub fn completed(&self) -> Option<u64> {
+        match *self {
+            SseItem::Reset { version }
+            | SseItem::Event {
+                version,
+                completes: true,
+            } => Some(version),
+            _ => None,
+        }
+    }
+}
+
 /// Checks one subscriber's items, starting after version `from`; returns the last
 /// version it completed.
 pub fn check_subscription(subscriber: u64, from: u64, items: &[SseItem]) -> Result<u64, Broken> {
@@ -227,5 +259,33 @@ mod tests {
             check_subscription(1, 3, &back),
             Err(Broken::ResetWentBack { .. })
         ));
+    }
+
+    #[test]
+    fn sse_events_become_items_and_progress_is_skipped() {
+        let event = |name: &str, id: Option<&str>, data: &str| crate::SseEvent {
+            event: name.to_string(),
+            id: id.map(str::to_string),
+            data: data.to_string(),
+        };
+        let join = event("NodeJoin", Some("7"), r#"{"version":7}"#);
+        let item = SseItem::from_event(&join);
+        assert_eq!(
+            item,
+            Some(SseItem::Event {
+                version: 7,
+                completes: true
+            })
+        );
+        assert_eq!(item.unwrap().completed(), Some(7));
+        let partial = SseItem::from_event(&event("ShardMove", None, r#"{"version":8}"#));
+        assert_eq!(partial.unwrap().completed(), None);
+        let reset = SseItem::from_event(&event("Reset", Some("9"), r#"{"version":9}"#));
+        assert_eq!(reset, Some(SseItem::Reset { version: 9 }));
+        assert_eq!(
+            SseItem::from_event(&event("Progress", Some("9"), r#"{"version":9}"#)),
+            None
+        );
+        assert_eq!(SseItem::from_event(&event("message", None, "hello")), None);
     }
 }

@@ -25,9 +25,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use concord_testkit::http::{request_within, Response};
 use concord_testkit::linearizability::{self, Op, Recorded, Ret};
 use concord_testkit::observations::{check_plain_reads, check_subscription, PlainRead, SseItem};
+use concord_testkit::register::{self, Outcome};
 use concord_testkit::SseClient;
 
 use crate::cluster_support::{join_versions, test_config, Cluster};
@@ -73,41 +73,8 @@ struct ClientLog {
     unexpected: Vec<String>,
 }
 
-/// How a request ended.
-enum Outcome {
-    /// 200 with this version.
-    Version(u64),
-    Conflict,
-    /// Never reached the server (connection refused): certainly no effect.
-    Refused,
-    /// Timeout, reset, 503 or another 5xx: may or may not have applied.
-    Unknown,
-    /// Another 4xx: certainly no effect, and a test bug.
-    Unexpected(Response),
-}
-
 fn send(addr: SocketAddr, method: &str, path: &str, if_match: Option<u64>) -> Outcome {
-    let tag = if_match.map(|v| format!("\"{v}\""));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(tag) = &tag {
-        headers.push(("If-Match", tag.as_str()));
-    }
-    let body: &[u8] = if method == "PUT" {
-        br#"{"address":"127.0.0.1:1"}"#
-    } else {
-        b""
-    };
-    match request_within(addr, method, path, &headers, body, REQUEST_LIMIT) {
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Outcome::Refused,
-        Err(_) => Outcome::Unknown,
-        Ok(r) if r.status == 200 => match r.try_json().and_then(|j| j["version"].as_u64()) {
-            Some(v) => Outcome::Version(v),
-            None => Outcome::Unexpected(r),
-        },
-        Ok(r) if r.status == 409 && if_match.is_some() => Outcome::Conflict,
-        Ok(r) if r.status >= 500 => Outcome::Unknown,
-        Ok(r) => Outcome::Unexpected(r),
-    }
+    register::send(addr, method, path, if_match, REQUEST_LIMIT)
 }
 
 /// One client thread: random operations on random servers until `until` or `max_ops`.
@@ -233,30 +200,10 @@ fn subscriber(shared: &Shared, server: usize, from: u64) -> (u64, Vec<SseItem>) 
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
                 Ok(None) | Err(_) => break,
             };
-            let Some(version) = event
-                .data
-                .starts_with('{')
-                .then(|| event.json()["version"].as_u64())
-                .flatten()
-            else {
+            let Some(item) = SseItem::from_event(&event) else {
                 continue;
             };
-            let item = match event.event.as_str() {
-                "Progress" => continue,
-                "Reset" => SseItem::Reset { version },
-                _ => SseItem::Event {
-                    version,
-                    completes: event.id.is_some(),
-                },
-            };
-            match item {
-                SseItem::Reset { version } => last = version,
-                SseItem::Event {
-                    version,
-                    completes: true,
-                } => last = version,
-                _ => {}
-            }
+            last = item.completed().unwrap_or(last);
             items.push(item);
         }
         // A server without a leader ends streams at once: do not spin on it.
