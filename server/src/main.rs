@@ -11,7 +11,13 @@ fn main() {
         std::process::exit(concord_ctl::main(std::env::args_os().skip(2)));
     }
     if std::env::args_os().nth(1).is_some_and(|a| a == "restore") {
-        std::process::exit(concord_topo::restore::main(std::env::args_os().skip(2)));
+        // Parsed here, not in the library: the library does not link the ctl crate.
+        let args = std::env::args_os().skip(2);
+        let code = match concord_ctl::parse_subcommand("concord-topo restore", args) {
+            Ok(cli) => concord_topo::restore::main(cli),
+            Err(code) => code,
+        };
+        std::process::exit(code);
     }
     tracing_subscriber::fmt()
         .with_env_filter(

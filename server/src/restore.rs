@@ -6,7 +6,6 @@
 //! Exit codes: 0 restored, 2 refused (bad file or arguments, a used directory;
 //! nothing written), 1 the file system failed.
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -42,12 +41,8 @@ pub struct RestoreCli {
     pub peer_addr: Option<SocketAddr>,
 }
 
-/// Runs `concord-topo restore`; `args` are what follows `restore`. Returns the exit code.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli: RestoreCli = match concord_ctl::parse_subcommand("concord-topo restore", args) {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
+/// Runs `concord-topo restore` with its parsed arguments. Returns the exit code.
+pub fn main(cli: RestoreCli) -> i32 {
     let members = match &cli.initial_cluster {
         Some(text) => match parse_initial_cluster(text) {
             Ok(members) => members,
