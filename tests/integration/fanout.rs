@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use concord_testkit::sse::{SseClient, SseDecoder};
 
-use crate::sse::{heavy_batch, register};
+use crate::sse::{heavy_batch, paced_writes, register};
 use crate::support::Server;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -184,23 +184,7 @@ fn a_stream_that_never_reads_is_cut_off_and_holds_no_one_back() {
 fn streams_joining_while_versions_are_written_resume_exactly() {
     let server = Server::start(&["--dev"]);
     let start = server.version();
-    let addr = server.client;
-    let writer = std::thread::spawn(move || {
-        (0..40)
-            .map(|i| {
-                let r = concord_testkit::request(
-                    addr,
-                    "PUT",
-                    &format!("/api/topology/nodes/j{i}"),
-                    &[],
-                    br#"{"address":"127.0.0.1:7000"}"#,
-                );
-                assert_eq!(r.status, 200);
-                std::thread::sleep(Duration::from_millis(10));
-                r.json()["version"].as_u64().unwrap()
-            })
-            .collect::<Vec<u64>>()
-    });
+    let writer = paced_writes(server.client, "j", 40, Duration::from_millis(10));
     // Streams join at different points of the run, each resuming from the version
     // current when it joins (as a reconnecting EventSource would), or from the start.
     let mut joined = Vec::new();

@@ -21,6 +21,32 @@ pub fn register(server: &Server, name: &str) -> u64 {
     r.json()["version"].as_u64().unwrap()
 }
 
+/// Registers nodes `{prefix}0..{prefix}{count}` on the server at `addr` from a thread
+/// of its own, `pause` apart; the thread returns the version each write produced.
+pub fn paced_writes(
+    addr: std::net::SocketAddr,
+    prefix: &'static str,
+    count: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<Vec<u64>> {
+    std::thread::spawn(move || {
+        (0..count)
+            .map(|i| {
+                let r = concord_testkit::request(
+                    addr,
+                    "PUT",
+                    &format!("/api/topology/nodes/{prefix}{i}"),
+                    &[],
+                    br#"{"address":"127.0.0.1:7000"}"#,
+                );
+                assert_eq!(r.status, 200);
+                std::thread::sleep(pause);
+                r.json()["version"].as_u64().unwrap()
+            })
+            .collect()
+    })
+}
+
 /// The versions whose change sets were completed (the `id:` carriers), in order.
 fn ids(events: &[SseEvent]) -> Vec<u64> {
     events
@@ -251,23 +277,7 @@ fn an_eventsource_client_reconnects_with_last_event_id_and_loses_nothing() {
     );
     let start = server.version();
     let path = "/api/topology/subscribe";
-    let writer_server_addr = server.client;
-    let writer = std::thread::spawn(move || {
-        let mut versions = Vec::new();
-        for i in 0..30 {
-            let r = concord_testkit::request(
-                writer_server_addr,
-                "PUT",
-                &format!("/api/topology/nodes/es{i}"),
-                &[],
-                br#"{"address":"127.0.0.1:7000"}"#,
-            );
-            assert_eq!(r.status, 200);
-            versions.push(r.json()["version"].as_u64().unwrap());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        versions
-    });
+    let writer = paced_writes(server.client, "es", 30, Duration::from_millis(100));
     let mut last_id = start.to_string();
     let mut seen = Vec::new();
     let mut reconnects = 0;
