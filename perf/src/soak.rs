@@ -1,7 +1,10 @@
 //! `perf soak`: a 3-server cluster behind the partition proxy, routers following SSE,
 //! writers (plain and compare-and-set) and linearizable readers at steady rates, and
 //! faults on a schedule (leader SIGKILL, follower SIGKILL, leader SIGSTOP, one server
-//! partitioned), each healed before the next, for `--duration` seconds.
+//! partitioned), each healed before the next, for `--duration` seconds. Writes cycle
+//! over a fixed pool of data nodes and one server is spared the SIGKILLs, so a single
+//! process lives through the whole run at a constant state size: what its RSS and
+//! descriptors do is what the server accumulates.
 //!
 //! This module owns the cluster and the fault schedule; the clients live in
 //! `soak_clients`, the verdicts (lost writes, linearizability in windows, SSE rules,
@@ -42,6 +45,15 @@ pub struct SoakArgs {
     /// Seconds between two RSS / descriptor samples of each server.
     #[arg(long, default_value_t = 5)]
     pub sample_every: u64,
+    /// Data nodes each of the 4 writers cycles over: the topology stays this size
+    /// however long the run, so resource growth is not confounded with data growth.
+    #[arg(long, default_value_t = 25)]
+    pub pool: u64,
+    /// The server never SIGKILLed (0: any may be), so one process lives through the
+    /// whole run and its resources show whether anything accumulates. A leader kill
+    /// that would hit it pauses it instead (SIGSTOP 3 s: also forces an election).
+    #[arg(long, default_value_t = 1)]
+    pub spare: u64,
 }
 
 /// The peer secret the three servers share (loopback only).
@@ -246,15 +258,26 @@ pub struct Injected {
 }
 
 /// Injects one fault and heals it; returns what was done.
-fn inject(cluster: &mut Cluster, fault: Fault, round: usize, started: Instant) -> Injected {
+fn inject(
+    cluster: &mut Cluster,
+    fault: Fault,
+    round: usize,
+    spare: u64,
+    started: Instant,
+) -> Injected {
     let leader = cluster.wait_leader(Duration::from_secs(120));
-    let follower = cluster
+    // Of two followers at least one is not the spare.
+    let killable: Vec<u64> = cluster
         .members
         .iter()
         .map(|m| m.id)
-        .filter(|id| *id != leader)
-        .nth(round % 2)
-        .expect("two followers");
+        .filter(|id| *id != leader && *id != spare)
+        .collect();
+    let follower = killable[round % killable.len()];
+    let fault = match fault {
+        Fault::KillLeader if leader == spare => Fault::PauseLeader,
+        other => other,
+    };
     let at = Instant::now();
     let server = match fault {
         Fault::KillLeader | Fault::KillFollower => {
@@ -349,7 +372,7 @@ pub fn run(args: &SoakArgs, bin: Option<&Path>, out: &Path) -> Outcome {
         }
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         let fault = ROTATION[round % ROTATION.len()];
-        let injected = inject(&mut cluster, fault, round, started);
+        let injected = inject(&mut cluster, fault, round, args.spare, started);
         pids.refresh(&cluster.members);
         faults.push(injected);
     }

@@ -88,8 +88,26 @@ impl Pids {
     }
 }
 
-fn send(addr: SocketAddr, method: &str, path: &str, if_match: Option<u64>) -> Outcome {
-    register::send(addr, method, path, if_match, REQUEST_LIMIT)
+/// The label that carries a write's unique tag, so that the committed history tells
+/// which write made which version even though writes overwrite a fixed set of nodes.
+pub const TAG_LABEL: &str = "soak-write";
+
+fn get(addr: SocketAddr, path: &str) -> Outcome {
+    register::send(addr, "GET", path, None, REQUEST_LIMIT)
+}
+
+/// Writes data node `node` with the unique `tag` in its labels.
+fn put_tagged(addr: SocketAddr, node: &str, tag: &str, if_match: Option<u64>) -> Outcome {
+    let path = format!("/api/topology/nodes/{node}");
+    let body = serde_json::json!({"address": "127.0.0.1:1", "labels": {TAG_LABEL: tag}});
+    register::send_body(
+        addr,
+        "PUT",
+        &path,
+        body.to_string().as_bytes(),
+        if_match,
+        REQUEST_LIMIT,
+    )
 }
 
 /// What a 4xx (or a 200 without a version) said, for the report.
@@ -111,11 +129,11 @@ pub fn plain_version(addr: SocketAddr) -> Option<u64> {
     (r.status == 200).then(|| r.try_json()?["version"].as_u64())?
 }
 
-/// One write of the history, with its unique data node (to find it in the committed
-/// history when its outcome is unknown).
+/// One write of the history with its unique tag (to find it in the committed history
+/// when its outcome is unknown).
 #[derive(Clone, Debug)]
 pub struct WriteRecord {
-    pub node: String,
+    pub tag: String,
     pub recorded: Recorded,
 }
 
@@ -130,10 +148,11 @@ pub struct Load {
     pub unexpected: Vec<String>,
 }
 
-/// One writer: a logical write every `period`; every other one a CAS expecting the
-/// newest version seen. A refused or quickly failed attempt is retried (a new data
-/// node) on the next server while the 1 s budget lasts.
-fn writer(id: usize, shared: &Shared, period: Duration) -> Load {
+/// One writer: a logical write every `period`, cycling over its `pool` data nodes
+/// (the state stays the same size however long the run); every other one a CAS
+/// expecting the newest version seen. A refused or quickly failed attempt is retried
+/// (with a new tag) on the next server while the 1 s budget lasts.
+fn writer(id: usize, shared: &Shared, period: Duration, pool: u64) -> Load {
     let mut log = Load::default();
     let n = shared.servers.len();
     let mut server = id % n;
@@ -146,11 +165,11 @@ fn writer(id: usize, shared: &Shared, period: Duration) -> Load {
         let mut answered = false;
         for _attempt in 0..3 {
             let expected = (seq % 2 == 1).then(|| shared.latest.load(Ordering::SeqCst));
-            let node = format!("w{id}-{seq}");
+            let node = format!("w{id}-{}", seq % pool);
+            let tag = format!("w{id}-{seq}");
             seq += 1;
             let invoked = Instant::now();
-            let path = format!("/api/topology/nodes/{node}");
-            let returned = match send(shared.servers[server], "PUT", &path, expected) {
+            let returned = match put_tagged(shared.servers[server], &node, &tag, expected) {
                 Outcome::Version(v) => {
                     shared.latest.fetch_max(v, Ordering::SeqCst);
                     Some((Instant::now(), Ret::Written(v)))
@@ -162,7 +181,11 @@ fn writer(id: usize, shared: &Shared, period: Duration) -> Load {
                     continue;
                 }
                 Outcome::Unexpected(r) => {
-                    log.unexpected.push(unexpected("PUT", &path, &r));
+                    log.unexpected.push(unexpected(
+                        "PUT",
+                        &format!("/api/topology/nodes/{node}"),
+                        &r,
+                    ));
                     break;
                 }
             };
@@ -173,7 +196,7 @@ fn writer(id: usize, shared: &Shared, period: Duration) -> Load {
                 invoked,
                 returned,
             };
-            log.writes.push(WriteRecord { node, recorded });
+            log.writes.push(WriteRecord { tag, recorded });
             if done {
                 answered = scheduled.elapsed() <= ANSWER_WITHIN;
                 break;
@@ -205,7 +228,7 @@ fn reader(id: usize, shared: &Shared, period: Duration) -> Load {
         next = (next + period).max(Instant::now());
         server = (server + 1) % shared.servers.len();
         let invoked = Instant::now();
-        match send(shared.servers[server], "GET", path, None) {
+        match get(shared.servers[server], path) {
             Outcome::Version(v) => {
                 shared.latest.fetch_max(v, Ordering::SeqCst);
                 log.reads.push(Recorded {
@@ -233,13 +256,14 @@ pub fn final_read(members: &[Member], leader: u64, expected: u64) -> Recorded {
         .client;
     let invoked = Instant::now();
     let path = "/api/topology/version?consistency=linearizable";
-    let version =
-        concord_testkit::wait_for(Duration::from_secs(60), "a final linearizable read", || {
-            match send(addr, "GET", path, None) {
-                Outcome::Version(v) => Some(v),
-                _ => None,
-            }
-        });
+    let version = concord_testkit::wait_for(
+        Duration::from_secs(60),
+        "a final linearizable read",
+        || match get(addr, path) {
+            Outcome::Version(v) => Some(v),
+            _ => None,
+        },
+    );
     if version != expected {
         eprintln!(
             "soak: the final linearizable read saw {version}, the servers agreed on {expected}"
@@ -299,8 +323,10 @@ fn router(shared: &Shared, first: usize, initial: u64) -> Vec<SseItem> {
 /// The committed history as far as the collector got.
 #[derive(Default)]
 pub struct Collected {
-    /// Data node -> the version whose change set added it.
-    pub joined: BTreeMap<String, u64>,
+    /// Write tag -> the version whose change set wrote it.
+    pub committed: BTreeMap<String, u64>,
+    /// Data node -> the tag of the last committed write to it.
+    pub last_tag: BTreeMap<String, String>,
     /// The newest version collected.
     pub through: u64,
     /// 410 answers: history dropped before it was collected.
@@ -339,10 +365,12 @@ fn collector(shared: &Shared, initial: u64) -> Collected {
             let Some(version) = e["version"].as_u64() else {
                 continue;
             };
-            if e["type"] == "NodeJoin" {
-                if let Some(node) = e["nodeId"].as_str() {
-                    got.joined.insert(node.to_string(), version);
-                }
+            if let (Some(node), Some(tag)) = (
+                e["nodeId"].as_str(),
+                e["newValue"]["labels"][TAG_LABEL].as_str(),
+            ) {
+                got.committed.insert(tag.to_string(), version);
+                got.last_tag.insert(node.to_string(), tag.to_string());
             }
             got.through = got.through.max(version);
         }
@@ -359,6 +387,8 @@ pub struct Sample {
     /// Seconds since the start.
     pub at: f64,
     pub server: u64,
+    /// The process sampled (a restart changes it).
+    pub pid: u32,
     pub rss: u64,
     pub fds: usize,
 }
@@ -376,6 +406,7 @@ fn sampler(shared: &Shared, pids: &Pids, every: Duration) -> Vec<Sample> {
                 samples.push(Sample {
                     at,
                     server: *server,
+                    pid: *pid,
                     rss,
                     fds,
                 });
@@ -415,8 +446,9 @@ pub fn start(args: &SoakArgs, shared: &Arc<Shared>, pids: &Arc<Pids>) -> Threads
     };
     let mut load = Vec::new();
     let write_period = Duration::from_secs_f64(WRITERS as f64 / args.write_rate.max(0.01));
+    let pool = args.pool.max(1);
     for id in 0..WRITERS {
-        load.push(spawn(Box::new(move |s| writer(id, s, write_period))));
+        load.push(spawn(Box::new(move |s| writer(id, s, write_period, pool))));
     }
     let read_period = Duration::from_secs_f64(READERS as f64 / args.read_rate.max(0.01));
     for id in 0..READERS {

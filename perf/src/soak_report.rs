@@ -1,10 +1,11 @@
 //! The verdicts of `perf soak` and its report.
 //!
-//! - **Lost**: every acknowledged write's data node must be in every server's node
-//!   list at the end, and at the version its answer gave (from the committed events).
+//! - **Lost**: every acknowledged write's tag must be in the committed history (the
+//!   events every server serves) at the version its answer gave, and every server's
+//!   data nodes at the end must carry the tag of the last committed write to them.
 //! - **Linearizability**: writes, CAS and linearizable reads, checked by
 //!   `concord_testkit::linearizability` in windows. A write of unknown outcome whose
-//!   data node never joined had no effect and is left out; one whose node joined at
+//!   tag was never committed had no effect and is left out; one committed at
 //!   version `v` is recorded as answering `v` at the first moment any answer showed a
 //!   version of at least `v` (it had surely applied by then: later is only looser). Every
 //!   operation then has an interval, and the history is cut where no operation is in
@@ -12,9 +13,12 @@
 //! - **SSE**: per router, gaps, duplicates and reorders (a `Reset` resyncs), and
 //!   whether it reached the final version.
 //! - **Resources**: RSS and open descriptors of each server, the first vs the last
-//!   10 % of the run.
+//!   10 % of the run; for a process that lived through the whole run, its steady state
+//!   (20-30 % of the run, once the event ring and the Raft log between snapshots are
+//!   full) vs the last 10 %: growth beyond [`GROWTH_LIMIT`] fails a run of at least
+//!   [`GROWTH_RUN`] (shorter runs cannot tell growth from warm-up).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,28 +29,39 @@ use serde_json::{json, Value};
 
 use crate::report::{self, Series};
 use crate::soak::{Injected, Member, Restarted, SoakArgs};
-use crate::soak_clients::{Load, Observed, Sample};
+use crate::soak_clients::{Load, Observed, Sample, TAG_LABEL};
 
 /// Operations a window holds at least before it may be cut.
 const WINDOW_MIN: usize = 300;
 /// What the checker may spend on one window before it counts as unchecked.
 const CHECK_LIMIT: Duration = Duration::from_secs(120);
+/// RSS growth of a whole-run process, steady state to the end, that fails the run:
+/// a fraction of its steady RSS, plus an allowance for allocator noise.
+const GROWTH_LIMIT: (f64, f64) = (0.10, 4.0 * 1048576.0);
+/// The shortest run whose growth verdict counts, seconds.
+const GROWTH_RUN: u64 = 600;
 
 /// Whether the run kept every invariant.
 pub struct Outcome {
     pub lost: usize,
     pub violations: usize,
     pub sse_broken: usize,
+    /// Whole-run processes whose resources grew beyond the limit.
+    pub grown: usize,
 }
 
 impl Outcome {
     pub fn failed(&self) -> bool {
-        self.lost + self.violations + self.sse_broken > 0
+        self.lost + self.violations + self.sse_broken + self.grown > 0
     }
 }
 
-/// Every server's data nodes at the end (`None`: it did not answer).
-pub struct Held(Vec<(u64, Option<BTreeSet<String>>)>);
+/// Every server's data nodes at the end with the write tag each carries (`None`: the
+/// server did not answer).
+pub struct Held(Vec<(u64, Option<Tags>)>);
+
+/// Data node -> the write tag it carries.
+type Tags = BTreeMap<String, Option<String>>;
 
 pub fn read_back(members: &[Member]) -> Held {
     let one = |m: &Member| {
@@ -64,7 +79,10 @@ pub fn read_back(members: &[Member]) -> Held {
         Some(
             nodes
                 .iter()
-                .filter_map(|n| n["nodeId"].as_str().map(str::to_string))
+                .filter_map(|n| {
+                    let tag = n["labels"][TAG_LABEL].as_str().map(str::to_string);
+                    Some((n["nodeId"].as_str()?.to_string(), tag))
+                })
                 .collect(),
         )
     };
@@ -83,36 +101,43 @@ pub struct Inputs {
     pub elapsed: f64,
 }
 
-/// Acknowledged writes missing from a server, or at another version than answered.
+/// Acknowledged writes missing from the committed history (lost) or committed at
+/// another version than answered (misplaced), and servers whose data nodes at the end
+/// do not carry the last committed write (counted as lost: they hold an older state).
 fn lost_writes(inputs: &Inputs) -> (usize, usize, Vec<String>) {
-    let joined = &inputs.observed.collected.joined;
+    let collected = &inputs.observed.collected;
     let (mut lost, mut misplaced, mut examples) = (0, 0, Vec::new());
+    let mut note = |text: String| {
+        if examples.len() < 10 {
+            examples.push(text);
+        }
+    };
     for w in &inputs.load.writes {
         let Some((_, Ret::Written(v))) = w.recorded.returned else {
             continue;
         };
-        let missing: Vec<u64> = inputs
-            .held
-            .0
-            .iter()
-            .filter(|(_, nodes)| nodes.as_ref().is_none_or(|n| !n.contains(&w.node)))
-            .map(|(id, _)| *id)
-            .collect();
-        if !missing.is_empty() {
-            lost += 1;
-            if examples.len() < 10 {
-                examples.push(format!(
-                    "{} (version {v}) missing on servers {missing:?}",
-                    w.node
+        match collected.committed.get(&w.tag) {
+            None => {
+                lost += 1;
+                note(format!(
+                    "{} (version {v}) is not in the committed history",
+                    w.tag
                 ));
             }
-        } else if joined.get(&w.node).is_some_and(|j| *j != v) {
-            misplaced += 1;
-            if examples.len() < 10 {
-                examples.push(format!(
-                    "{} answered {v}, committed at {:?}",
-                    w.node,
-                    joined.get(&w.node)
+            Some(c) if *c != v => {
+                misplaced += 1;
+                note(format!("{} answered {v}, committed at {c}", w.tag));
+            }
+            Some(_) => {}
+        }
+    }
+    for (server, nodes) in &inputs.held.0 {
+        for (node, tag) in &collected.last_tag {
+            let held = nodes.as_ref().and_then(|n| n.get(node)).cloned().flatten();
+            if held.as_ref() != Some(tag) {
+                lost += 1;
+                note(format!(
+                    "server {server} holds {node} as {held:?}, last committed {tag}"
                 ));
             }
         }
@@ -125,19 +150,18 @@ fn lost_writes(inputs: &Inputs) -> (usize, usize, Vec<String>) {
 struct Resolution {
     applied: usize,
     not_applied: usize,
-    /// In a server's node list but not in the collected history: left out.
+    /// On a server at the end but not in the collected history: left out.
     unresolved: usize,
 }
 
 /// The history to check: every operation with an answer (see the module header).
 fn history(inputs: &Inputs) -> (Vec<Recorded>, Resolution) {
-    let joined = &inputs.observed.collected.joined;
-    let anywhere = |node: &str| {
-        inputs
-            .held
-            .0
-            .iter()
-            .any(|(_, n)| n.as_ref().is_some_and(|n| n.contains(node)))
+    let committed = &inputs.observed.collected.committed;
+    let anywhere = |tag: &str| {
+        inputs.held.0.iter().any(|(_, n)| {
+            n.as_ref()
+                .is_some_and(|n| n.values().any(|t| t.as_deref() == Some(tag)))
+        })
     };
     let mut done: Vec<Recorded> = inputs.load.reads.clone();
     done.push(inputs.final_read.clone());
@@ -176,7 +200,7 @@ fn history(inputs: &Inputs) -> (Vec<Recorded>, Resolution) {
         .iter()
         .filter(|w| w.recorded.returned.is_none())
     {
-        match joined.get(&w.node) {
+        match committed.get(&w.tag) {
             Some(&v) => {
                 let Some(at) = surely_applied(v) else {
                     resolution.unresolved += 1;
@@ -192,7 +216,7 @@ fn history(inputs: &Inputs) -> (Vec<Recorded>, Resolution) {
                     returned: Some((at.max(w.recorded.invoked), Ret::Written(v))),
                 });
             }
-            None if anywhere(&w.node) => resolution.unresolved += 1,
+            None if anywhere(&w.tag) => resolution.unresolved += 1,
             None => resolution.not_applied += 1,
         }
     }
@@ -312,6 +336,29 @@ fn mean(samples: &[Sample], server: u64, from: f64, to: f64) -> Option<(f64, f64
             picked.iter().map(|s| s.rss as f64).sum::<f64>() / n,
             picked.iter().map(|s| s.fds as f64).sum::<f64>() / n,
         )
+    })
+}
+
+/// The steady state and the end of a server that ran as one process all along.
+struct Growth {
+    pid: u32,
+    /// (steady, last 10 %) means.
+    rss: (f64, f64),
+    fds: (f64, f64),
+}
+
+fn growth(samples: &[Sample], server: u64, seconds: f64) -> Option<Growth> {
+    let own: Vec<&Sample> = samples.iter().filter(|s| s.server == server).collect();
+    let pid = own.first()?.pid;
+    if own.iter().any(|s| s.pid != pid) {
+        return None;
+    }
+    let steady = mean(samples, server, 0.2 * seconds, 0.3 * seconds)?;
+    let last = mean(samples, server, 0.9 * seconds, f64::MAX)?;
+    Some(Growth {
+        pid,
+        rss: (steady.0, last.0),
+        fds: (steady.1, last.1),
     })
 }
 
@@ -446,6 +493,30 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
             );
         }
     }
+    let mut grown = 0;
+    let mut whole_run = Vec::new();
+    for id in 1..=3 {
+        let Some(g) = growth(samples, id, load_seconds) else {
+            continue;
+        };
+        let mib = |x: f64| x / 1048576.0;
+        let too_much = g.rss.1 - g.rss.0 > GROWTH_LIMIT.0 * g.rss.0 + GROWTH_LIMIT.1;
+        if too_much && args.duration >= GROWTH_RUN {
+            grown += 1;
+        }
+        resource_rows.push(format!(
+            "server {id} (one process, pid {}, the whole run) steady (20-30 %) vs last 10 %: RSS {:.1} -> {:.1} MiB ({:+.1}), fds {:.0} -> {:.0}{}",
+            g.pid,
+            mib(g.rss.0),
+            mib(g.rss.1),
+            mib(g.rss.1 - g.rss.0),
+            g.fds.0,
+            g.fds.1,
+            if too_much { "  GREW" } else { "" }
+        ));
+        whole_run.push(json!({"server": id, "pid": g.pid, "rss_steady_bytes": g.rss.0,
+            "rss_last_bytes": g.rss.1, "fds_steady": g.fds.0, "fds_last": g.fds.1, "grew": too_much}));
+    }
     for (id, (rss_run, fds_run), (rss_fresh, fds_fresh)) in &inputs.restarted {
         let mib = |x: u64| x as f64 / 1048576.0;
         resource_rows.push(format!(
@@ -540,13 +611,14 @@ pub fn report(args: &SoakArgs, out: &Path, inputs: Inputs) -> Outcome {
             "sse": {"gaps": gaps, "duplicates": dups, "reorders": reorders, "behind": behind, "resets": resets,
                 "broken_routers": sse_broken, "routers": routers},
             "initial_version": inputs.initial, "final_version": inputs.final_version, "nodes_at_end": nodes_at_end,
-            "resources": resources, "fresh_restart": restarted, "unexpected": inputs.load.unexpected.len(),
+            "resources": resources, "whole_run": whole_run, "grown": grown, "fresh_restart": restarted, "unexpected": inputs.load.unexpected.len(),
             "history_gone": inputs.observed.collected.history_gone}),
     );
     Outcome {
         lost,
         violations,
         sse_broken,
+        grown,
     }
 }
 

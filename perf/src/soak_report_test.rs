@@ -108,6 +108,7 @@ fn resource_means_cover_only_their_slice_and_server() {
     let s = |at, server, rss, fds| Sample {
         at,
         server,
+        pid: 7,
         rss,
         fds,
     };
@@ -120,4 +121,27 @@ fn resource_means_cover_only_their_slice_and_server() {
     assert_eq!(mean(&samples, 1, 0.0, 2.0), Some((200.0, 15.0)));
     assert_eq!(mean(&samples, 1, 9.0, f64::MAX), Some((500.0, 30.0)));
     assert_eq!(mean(&samples, 3, 0.0, 10.0), None);
+}
+
+#[test]
+fn growth_is_judged_only_on_a_process_that_lived_through_the_whole_run() {
+    let s = |at, server, pid, rss| Sample {
+        at,
+        server,
+        pid,
+        rss,
+        fds: 20,
+    };
+    let samples = [
+        s(5.0, 1, 7, 50),
+        s(25.0, 1, 7, 100),
+        s(95.0, 1, 7, 130),
+        s(25.0, 2, 8, 100),
+        s(95.0, 2, 9, 100),
+    ];
+    let one = growth(&samples, 1, 100.0).expect("server 1 ran as one process");
+    assert_eq!((one.pid, one.rss, one.fds), (7, (100.0, 130.0), (20.0, 20.0)));
+    // Restarted: its curve is a saw-tooth, not a growth measurement.
+    assert!(growth(&samples, 2, 100.0).is_none());
+    assert!(growth(&samples, 3, 100.0).is_none());
 }

@@ -31,16 +31,28 @@ pub fn send(
     if_match: Option<u64>,
     limit: Duration,
 ) -> Outcome {
-    let tag = if_match.map(|v| format!("\"{v}\""));
-    let mut headers = vec![("Content-Type", "application/json")];
-    if let Some(tag) = &tag {
-        headers.push(("If-Match", tag.as_str()));
-    }
     let body: &[u8] = if method == "PUT" {
         br#"{"address":"127.0.0.1:1"}"#
     } else {
         b""
     };
+    send_body(addr, method, path, body, if_match, limit)
+}
+
+/// [`send`] with a JSON body of the caller's.
+pub fn send_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+    if_match: Option<u64>,
+    limit: Duration,
+) -> Outcome {
+    let tag = if_match.map(|v| format!("\"{v}\""));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(tag) = &tag {
+        headers.push(("If-Match", tag.as_str()));
+    }
     match request_within(addr, method, path, &headers, body, limit) {
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Outcome::Refused,
         Err(_) => Outcome::Unknown,
