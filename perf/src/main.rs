@@ -117,8 +117,8 @@ fn main() {
             let outcome = soak::run(&args, bin, &cli.out);
             if outcome.failed() {
                 eprintln!(
-                    "perf soak: {} acknowledged writes lost, {} linearizability violations, {} routers broke the SSE rules",
-                    outcome.lost, outcome.violations, outcome.sse_broken
+                    "perf soak: {} acknowledged writes lost, {} linearizability violations, {} routers broke the SSE rules, {} whole-run servers grew",
+                    outcome.lost, outcome.violations, outcome.sse_broken, outcome.grown
                 );
                 std::process::exit(1);
             }

@@ -140,7 +140,10 @@ fn growth_is_judged_only_on_a_process_that_lived_through_the_whole_run() {
         s(95.0, 2, 9, 100),
     ];
     let one = growth(&samples, 1, 100.0).expect("server 1 ran as one process");
-    assert_eq!((one.pid, one.rss, one.fds), (7, (100.0, 130.0), (20.0, 20.0)));
+    assert_eq!(
+        (one.pid, one.rss, one.fds),
+        (7, (100.0, 130.0), (20.0, 20.0))
+    );
     // Restarted: its curve is a saw-tooth, not a growth measurement.
     assert!(growth(&samples, 2, 100.0).is_none());
     assert!(growth(&samples, 3, 100.0).is_none());
