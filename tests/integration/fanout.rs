@@ -1,5 +1,5 @@
 //! The SSE fan-out writer against the real binary: 10,000 streams on one server,
-//! a stream that never reads beside fast ones, streams joining while versions are
+//! hundreds of streams hanging up at once, a stream that never reads beside fast ones, streams joining while versions are
 //! being written, and a subscribe that is not the first request of its connection
 //! (served by hyper over the same per-subscriber rules).
 
@@ -130,6 +130,39 @@ fn ten_thousand_streams_receive_every_version_exactly_once_in_order() {
         "every stream is still open"
     );
     drop(streams);
+}
+
+#[test]
+fn hundreds_of_streams_hanging_up_at_once_are_all_closed_and_the_server_answers() {
+    // More than one epoll batch (256) on each executor, under the per-address cap.
+    const STREAMS: usize = 900;
+    raise_fd_limit();
+    let server = Server::start(&["--dev"]);
+    let request = format!(
+        "GET /api/topology/subscribe?sinceVersion={} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.version(),
+        server.client
+    );
+    let streams: Vec<TcpStream> = (0..STREAMS)
+        .map(|i| {
+            let mut socket = TcpStream::connect_timeout(&server.client, WAIT)
+                .unwrap_or_else(|e| panic!("stream {i}: {e}"));
+            socket.write_all(request.as_bytes()).unwrap();
+            socket
+        })
+        .collect();
+    concord_testkit::wait_for(WAIT, "every stream open", || {
+        (metric(&server, "concord_sse_subscribers") == STREAMS as u64).then_some(())
+    });
+    drop(streams);
+    // Every hang-up is seen and closed, and the executors go on serving: a writer
+    // that kept asking epoll for the same level-triggered hang-ups span forever here.
+    concord_testkit::wait_for(WAIT, "every stream closed", || {
+        (metric(&server, "concord_sse_subscribers") == 0).then_some(())
+    });
+    for _ in 0..20 {
+        assert_eq!(server.get("/api/topology/version").status, 200);
+    }
 }
 
 /// Every stream of `subs` completes `version` (and ends its reading there).

@@ -94,6 +94,9 @@ pub struct Watch {
 
 const GONE: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 
+/// Most sockets one [`Watch::ready`] reports.
+pub const READY_BATCH: usize = 256;
+
 impl Watch {
     pub fn new() -> io::Result<Watch> {
         // SAFETY: plain syscall; a non-negative result is a descriptor we own.
@@ -136,35 +139,34 @@ impl Watch {
         let _ = self.control(libc::EPOLL_CTL_DEL, socket.fd(), 0, false);
     }
 
-    /// The sockets with news now, without waiting; appended to `out` as (token, what).
-    pub fn ready(&self, out: &mut Vec<(u64, Readiness)>) {
-        const BATCH: usize = 256;
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        loop {
-            // SAFETY: `events` has room for BATCH entries; timeout 0 never blocks.
-            let n = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    BATCH as libc::c_int,
-                    0,
-                )
+    /// Up to [`READY_BATCH`] sockets with news now, without waiting, appended to `out`
+    /// as (token, what); true when the batch was full and more may be waiting.
+    ///
+    /// One `epoll_wait` per call, never a loop: the set is level-triggered, so a socket
+    /// the caller has not dealt with yet is reported again by the next call, and a loop
+    /// until fewer than a batch come back never ends once a batch's worth of sockets
+    /// stay ready (a thousand clients hanging up at once).
+    pub fn ready(&self, out: &mut Vec<(u64, Readiness)>) -> bool {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; READY_BATCH];
+        // SAFETY: `events` has room for READY_BATCH entries; timeout 0 never blocks.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                READY_BATCH as libc::c_int,
+                0,
+            )
+        };
+        let n = usize::try_from(n).unwrap_or(0);
+        for event in &events[..n] {
+            let what = if event.events & GONE != 0 {
+                Readiness::Gone
+            } else {
+                Readiness::Writable
             };
-            if n <= 0 {
-                return;
-            }
-            for event in &events[..n as usize] {
-                let what = if event.events & GONE != 0 {
-                    Readiness::Gone
-                } else {
-                    Readiness::Writable
-                };
-                out.push((event.u64, what));
-            }
-            if (n as usize) < BATCH {
-                return;
-            }
+            out.push((event.u64, what));
         }
+        n == READY_BATCH
     }
 }
 
@@ -233,5 +235,35 @@ mod tests {
         }
         assert_eq!(out, vec![(7, Readiness::Gone)]);
         watch.remove(&raw);
+    }
+
+    #[test]
+    fn more_hang_ups_than_a_batch_come_in_batches_and_each_call_returns() {
+        let count = READY_BATCH + 40;
+        let watch = Watch::new().unwrap();
+        let pairs: Vec<(RawSocket, TcpStream)> = (0..count).map(|_| pair()).collect();
+        for (i, (raw, _)) in pairs.iter().enumerate() {
+            watch.add(raw, i as u64).unwrap();
+        }
+        let (raws, clients): (Vec<RawSocket>, Vec<TcpStream>) = pairs.into_iter().unzip();
+        drop(clients);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..count {
+            let mut out = Vec::new();
+            let more = watch.ready(&mut out);
+            assert!(out.len() <= READY_BATCH);
+            for (token, what) in out {
+                assert_eq!(what, Readiness::Gone);
+                // Dealt with: removed, so it is not reported again.
+                if seen.insert(token) {
+                    watch.remove(&raws[token as usize]);
+                }
+            }
+            if !more && seen.len() == count {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), count, "every hang-up reported");
     }
 }

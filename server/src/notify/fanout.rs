@@ -29,7 +29,7 @@ use slab::Slab;
 use super::feed::{self, Feed, Moment, Step};
 use crate::executor::ExecutorContext;
 use crate::net::capacity::Place;
-use crate::net::raw::{RawSocket, Readiness, Watch};
+use crate::net::raw::{RawSocket, Readiness, Watch, READY_BATCH};
 use crate::publish::frames::EventFilter;
 use crate::publish::Published;
 
@@ -319,10 +319,24 @@ impl Fanout {
     }
 
     /// Closes the streams whose clients left; flushes the ones that can take more.
+    /// Batch by batch: each socket reported is dealt with (closed, or flushed until it
+    /// would block or owes nothing) before the next batch is asked for, so every round
+    /// brings new ones; the rounds are bounded by the streams there are.
     fn check_sockets(&self, pass: &mut Pass<'_>) {
+        let rounds = self.streams.borrow().len() / READY_BATCH + 2;
         let mut ready = Vec::new();
-        self.watch.ready(&mut ready);
-        for (token, readiness) in ready {
+        for _ in 0..rounds {
+            ready.clear();
+            let more = self.watch.ready(&mut ready);
+            self.deal_with(pass, &ready);
+            if !more {
+                return;
+            }
+        }
+    }
+
+    fn deal_with(&self, pass: &mut Pass<'_>, ready: &[(u64, Readiness)]) {
+        for &(token, readiness) in ready {
             let key = token as usize;
             match readiness {
                 Readiness::Gone => self.close(pass.ctx, key, false, false),
