@@ -55,6 +55,10 @@ pub struct SubscribeArgs {
     /// keep `--subscribers` under the current defaults' caps (1,000 per address).
     #[arg(long)]
     pub legacy_config: bool,
+    /// Seconds to wait before each RSS sample (idle, connected, after the writes), so
+    /// that it shows what the server holds rather than a transient peak.
+    #[arg(long, default_value_t = 2)]
+    pub settle: u64,
 }
 
 /// The outcome of one run.
@@ -263,7 +267,7 @@ fn measure(
         pins.separate(),
     );
     subscribers.wait_connected(deadline);
-    let rss_connected = server::rss_bytes(target.pid);
+    let rss_connected = settled_rss(args, target.pid);
     let subscriber_pid = subscribers.pid();
     let before = Usage::sample(target.pid, subscriber_pid);
     let writes = paced_writes(args, deadline, target.name, write);
@@ -283,6 +287,12 @@ fn measure(
     }
 }
 
+/// The server's RSS after `--settle` seconds.
+fn settled_rss(args: &SubscribeArgs, pid: u32) -> u64 {
+    std::thread::sleep(Duration::from_secs(args.settle));
+    server::rss_bytes(pid)
+}
+
 pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> Outcome {
     let deadline = Instant::now() + Duration::from_secs(args.time_limit);
     let pins = Pins::from_args(args);
@@ -300,7 +310,7 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         server::bootstrap(server.addr, args.nodes, args.shards);
     }
     let server_cpus = procstat::allowed_cpus(server.pid());
-    let rss_idle = server::rss_bytes(server.pid());
+    let rss_idle = settled_rss(args, server.pid());
     let start_version = concord_testkit::http::get(server.addr, "/api/topology/version")
         .expect("version")
         .json()["version"]
@@ -338,7 +348,7 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         write,
         every_version_since_start,
     );
-    let rss_after = server::rss_bytes(server.pid());
+    let rss_after = settled_rss(args, server.pid());
     drop(server);
     let etcd = if args.no_etcd {
         Err("--no-etcd".to_string())

@@ -71,8 +71,8 @@ fn reference_side_by_side_with_a_short_ladder() {
     assert!(r["ratio_ours_over_reference"].as_f64().unwrap() > 0.0);
 }
 
-/// 10 subscribers, 5 writes at 20/s: 50 deliveries.
-const SMALL_SUBSCRIBE: [&str; 7] = [
+/// 10 subscribers, 5 writes at 20/s: 50 deliveries; RSS sampled without settling.
+const SMALL_SUBSCRIBE: [&str; 9] = [
     "subscribe",
     "--subscribers",
     "10",
@@ -80,6 +80,8 @@ const SMALL_SUBSCRIBE: [&str; 7] = [
     "5",
     "--write-rate",
     "20",
+    "--settle",
+    "0",
 ];
 
 #[test]
@@ -131,6 +133,8 @@ fn memory_reports_the_server_rss() {
             "50",
             "--shards",
             "256",
+            "--settle",
+            "0",
         ],
     );
     assert!(

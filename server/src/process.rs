@@ -8,6 +8,7 @@
 //! a state older than one this server had on disk. If the control executor stops or
 //! Raft fails, the process exits non-zero (see [`tracking`]).
 
+mod memory;
 mod reload;
 mod tracking;
 
@@ -173,6 +174,8 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
     config.client_addr = claim_port("client", config.client_addr)?;
     config.peer_addr = claim_port("peer", config.peer_addr)?;
     let executors = config.executor_count();
+    memory::limit_arenas(executors);
+    memory::spawn_trimmer();
     let metrics: Vec<Arc<ExecutorMetrics>> = (0..executors).map(|_| Default::default()).collect();
     let empty = Arc::new(Published::build(
         TopologyState::new(config.topology.notifications.event_buffer_size),

@@ -21,6 +21,7 @@ mod health_cluster;
 mod history;
 mod limits;
 mod linearizable;
+mod memory;
 mod partition;
 mod peer_security;
 mod reload;

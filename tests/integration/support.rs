@@ -94,6 +94,11 @@ impl Server {
     }
 
     /// The version this server has applied.
+    /// The process id while it runs.
+    pub fn pid(&self) -> u32 {
+        self.process.pid().expect("the server runs")
+    }
+
     pub fn version(&self) -> u64 {
         self.get("/api/topology/version").json()["version"]
             .as_u64()
