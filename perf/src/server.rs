@@ -82,20 +82,7 @@ pub fn rss_bytes(pid: u32) -> u64 {
 
 /// Registers `nodes` data nodes and bootstraps `shards` shards (replication 3).
 pub fn bootstrap(addr: SocketAddr, nodes: usize, shards: usize) {
-    let specs: Vec<String> = (0..nodes)
-        .map(|i| {
-            format!(
-                r#"{{"nodeId":"dn-{i:04}","address":"10.1.{}.{}:7000"}}"#,
-                i / 250,
-                i % 250
-            )
-        })
-        .collect();
-    let body = format!(
-        r#"{{"nodes":[{}],"shardCount":{shards},"replicationFactor":{}}}"#,
-        specs.join(","),
-        3.min(nodes)
-    );
+    let body = concord_testkit::register::bootstrap_body(nodes, shards);
     let r = http::try_request(
         addr,
         "POST",

@@ -11,7 +11,8 @@
 //!   stateright's linearizability tester;
 //! - [`observations`]: rules for plain (follower) reads and SSE subscriptions;
 //! - [`ports`]: free loopback ports below the ephemeral range;
-//! - [`register`]: one write, CAS or version read, classified for a history;
+//! - [`register`]: one write, CAS or version read, classified for a history; the
+//!   bootstrap body of a large topology;
 //! - [`process`]: `concord-topo` processes (find the binary, spawn, wait, kill);
 //! - [`proxy`]: a TCP proxy per peer port that cuts links between servers (partitions);
 //! - [`wait`]: bounded polling.

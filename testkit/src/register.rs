@@ -65,3 +65,22 @@ pub fn send_body(
         Ok(r) => Outcome::Unexpected(r),
     }
 }
+
+/// The body of `POST /api/topology/bootstrap` for `nodes` data nodes (`dn-0000`, ...)
+/// and `shards` shards, replicated three times (fewer with fewer nodes).
+pub fn bootstrap_body(nodes: usize, shards: usize) -> String {
+    let specs: Vec<String> = (0..nodes)
+        .map(|i| {
+            format!(
+                r#"{{"nodeId":"dn-{i:04}","address":"10.1.{}.{}:7000"}}"#,
+                i / 250,
+                i % 250
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"nodes":[{}],"shardCount":{shards},"replicationFactor":{}}}"#,
+        specs.join(","),
+        3.min(nodes)
+    )
+}

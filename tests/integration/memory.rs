@@ -22,19 +22,7 @@ fn rss_and_peak_kib(pid: u32) -> (u64, u64) {
 #[test]
 fn a_large_bootstrap_gives_its_transient_memory_back() {
     let server = Server::start(&[]);
-    let nodes: Vec<String> = (0..1000)
-        .map(|i| {
-            format!(
-                r#"{{"nodeId":"dn-{i:04}","address":"10.1.{}.{}:7000"}}"#,
-                i / 250,
-                i % 250
-            )
-        })
-        .collect();
-    let body = format!(
-        r#"{{"nodes":[{}],"shardCount":16384,"replicationFactor":3}}"#,
-        nodes.join(",")
-    );
+    let body = concord_testkit::register::bootstrap_body(1000, 16384);
     let r = server.send("POST", "/api/topology/bootstrap", &[], &body);
     assert_eq!(r.status, 200, "{}", r.text());
     // glibc's malloc alone keeps nearly all of it (about 1.5 MB of ~13 MB comes back).
