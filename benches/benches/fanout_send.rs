@@ -26,12 +26,13 @@ const SOCKETS: usize = 1_000;
 
 /// One version's chunk-framed SSE unit: chunk head, event, chunk tail (~200 bytes).
 fn unit() -> [Bytes; 3] {
-    let event = format!(
-        "id: 42\nevent: ShardMove\ndata: {{\"type\":\"ShardMove\",\"version\":42,\"shardId\":\"shard-0042\",\"newValue\":{{\"primaryNode\":\"dn-0007\"}}}}\n\n"
+    let event: &'static str = concat!(
+        "id: 42\nevent: ShardMove\ndata: {\"type\":\"ShardMove\",\"version\":42,",
+        "\"shardId\":\"shard-0042\",\"newValue\":{\"primaryNode\":\"dn-0007\"}}\n\n"
     );
     [
         Bytes::from(format!("{:x}\r\n", event.len())),
-        Bytes::from(event),
+        Bytes::from_static(event.as_bytes()),
         Bytes::from_static(b"\r\n"),
     ]
 }
