@@ -4,10 +4,11 @@
 //! as io_uring `SendMsg` entries and submitted as one batch (one `io_uring_enter` for the
 //! whole pass). The kernel's TCP work is the same in both, loopback receive included; the
 //! difference is what batching the system calls saves. Only the sends are timed; the
-//! receivers are drained between passes. A third case sends per socket while a reader
-//! thread sleeps in `epoll_wait` on every receiver, as a subscriber process does: each
-//! send then also pays for waking it (on loopback the sender's CPU runs the receive
-//! path and the wake-up).
+//! receivers are drained between passes. Two more cases send per socket while a reader
+//! thread sleeps on every receiver, as a subscriber process does, in `epoll_wait` or on
+//! one-shot io_uring polls (glommio's way, so the `perf subscribe` harness's): each send
+//! then also pays for waking it (on loopback the sender's CPU runs the receive path and
+//! the wake-up).
 
 use std::io::{ErrorKind, Read};
 use std::net::{TcpListener, TcpStream};
@@ -71,41 +72,31 @@ fn drain(receivers: &mut [TcpStream]) -> usize {
     total
 }
 
-/// A thread asleep in `epoll_wait` on every receiver, reading what arrives.
+/// How the reader thread sleeps until a receiver has data.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// One edge-triggered epoll set over every receiver (a thread-per-process client).
+    Epoll,
+    /// A one-shot io_uring poll per receiver, re-armed after each read: what glommio
+    /// does, so what the `perf subscribe` harness's subscribers cost the sender.
+    UringPoll,
+}
+
+/// A thread asleep on every receiver, reading what arrives.
 struct Reader {
     received: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
+    thread: std::thread::JoinHandle<Vec<TcpStream>>,
 }
 
 impl Reader {
-    fn start(mut receivers: Vec<TcpStream>) -> Reader {
+    fn start(receivers: Vec<TcpStream>, wait: Wait) -> Reader {
         let received = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (counted, stopped) = (received.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            // SAFETY: plain syscalls on descriptors this thread owns.
-            let epoll = unsafe { libc::epoll_create1(0) };
-            assert!(epoll >= 0, "epoll_create1");
-            for (i, r) in receivers.iter().enumerate() {
-                let mut event = libc::epoll_event {
-                    events: (libc::EPOLLIN | libc::EPOLLET) as u32,
-                    u64: i as u64,
-                };
-                let added = unsafe {
-                    libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, r.as_raw_fd(), &mut event)
-                };
-                assert_eq!(added, 0, "epoll_ctl");
-            }
-            let mut events = [libc::epoll_event { events: 0, u64: 0 }; 256];
-            while !stopped.load(Ordering::Relaxed) {
-                let n = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), 256, 100) };
-                for event in &events[..usize::try_from(n).unwrap_or(0)] {
-                    let one = &mut receivers[event.u64 as usize];
-                    counted.fetch_add(drain(std::slice::from_mut(one)), Ordering::Relaxed);
-                }
-            }
-            unsafe { libc::close(epoll) };
+        let thread = std::thread::spawn(move || match wait {
+            Wait::Epoll => read_with_epoll(receivers, &counted, &stopped),
+            Wait::UringPoll => read_with_uring_polls(receivers, &counted, &stopped),
         });
         Reader {
             received,
@@ -114,17 +105,82 @@ impl Reader {
         }
     }
 
+    /// Stops the thread; the receivers back.
+    fn stop(self) -> Vec<TcpStream> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the reader")
+    }
+
     /// Waits until `total` bytes have arrived since the start.
     fn wait_for(&self, total: usize) {
         while self.received.load(Ordering::Relaxed) < total {
             std::thread::yield_now();
         }
     }
+}
 
-    fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the reader");
+fn read_with_epoll(
+    mut receivers: Vec<TcpStream>,
+    counted: &AtomicUsize,
+    stopped: &AtomicBool,
+) -> Vec<TcpStream> {
+    // SAFETY: plain syscalls on descriptors this thread owns.
+    let epoll = unsafe { libc::epoll_create1(0) };
+    assert!(epoll >= 0, "epoll_create1");
+    for (i, r) in receivers.iter().enumerate() {
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: i as u64,
+        };
+        let added =
+            unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, r.as_raw_fd(), &mut event) };
+        assert_eq!(added, 0, "epoll_ctl");
     }
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 256];
+    while !stopped.load(Ordering::Relaxed) {
+        let n = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), 256, 100) };
+        for event in &events[..usize::try_from(n).unwrap_or(0)] {
+            let one = &mut receivers[event.u64 as usize];
+            counted.fetch_add(drain(std::slice::from_mut(one)), Ordering::Relaxed);
+        }
+    }
+    unsafe { libc::close(epoll) };
+    receivers
+}
+
+fn read_with_uring_polls(
+    mut receivers: Vec<TcpStream>,
+    counted: &AtomicUsize,
+    stopped: &AtomicBool,
+) -> Vec<TcpStream> {
+    let mut ring = IoUring::new(4 * SOCKETS as u32).expect("io_uring");
+    let arm = |ring: &mut IoUring, i: usize, fd: i32| {
+        let entry = opcode::PollAdd::new(types::Fd(fd), libc::POLLIN as u32)
+            .build()
+            .user_data(i as u64);
+        // SAFETY: a poll entry refers to no memory of ours.
+        unsafe { ring.submission().push(&entry) }.expect("room in the queue");
+    };
+    for (i, r) in receivers.iter().enumerate() {
+        arm(&mut ring, i, r.as_raw_fd());
+    }
+    let timeout = types::Timespec::new().nsec(100_000_000);
+    while !stopped.load(Ordering::Relaxed) {
+        let args = types::SubmitArgs::new().timespec(&timeout);
+        match ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => continue,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("io_uring wait: {e}"),
+        }
+        let ready: Vec<usize> = ring.completion().map(|c| c.user_data() as usize).collect();
+        for i in ready {
+            let one = &mut receivers[i];
+            counted.fetch_add(drain(std::slice::from_mut(one)), Ordering::Relaxed);
+            arm(&mut ring, i, one.as_raw_fd());
+        }
+    }
+    receivers
 }
 
 fn bench(c: &mut Criterion) {
@@ -196,27 +252,35 @@ fn bench(c: &mut Criterion) {
             timed
         })
     });
-    let reader = Reader::start(receivers);
-    let mut expected = 0;
-    group.bench_function("sendmsg_per_socket_reader_asleep", |b| {
-        b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iters {
-                let started = Instant::now();
-                for s in &senders {
-                    let sent = s.send(&unit).expect("send");
-                    assert_eq!(sent, unit_len);
+    for (name, wait) in [
+        ("sendmsg_per_socket_epoll_reader_asleep", Wait::Epoll),
+        (
+            "sendmsg_per_socket_uring_poll_reader_asleep",
+            Wait::UringPoll,
+        ),
+    ] {
+        let reader = Reader::start(receivers, wait);
+        let mut expected = 0;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let started = Instant::now();
+                    for s in &senders {
+                        let sent = s.send(&unit).expect("send");
+                        assert_eq!(sent, unit_len);
+                    }
+                    timed += started.elapsed();
+                    expected += SOCKETS * unit_len;
+                    reader.wait_for(expected);
+                    // Let the reader fall asleep again before the next pass.
+                    std::thread::sleep(Duration::from_millis(1));
                 }
-                timed += started.elapsed();
-                expected += SOCKETS * unit_len;
-                reader.wait_for(expected);
-                // Let the reader fall asleep again before the next pass.
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            timed
-        })
-    });
-    reader.stop();
+                timed
+            })
+        });
+        receivers = reader.stop();
+    }
     group.finish();
 }
 
