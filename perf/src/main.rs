@@ -17,6 +17,7 @@ mod soak_clients;
 mod soak_report;
 mod subscribe;
 mod subscribers;
+mod subscribers_epoll;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -16,7 +16,7 @@ use crate::etcd::{self, Etcd};
 use crate::procstat::{self, mono_ns};
 use crate::report;
 use crate::server::{self, Server};
-use crate::subscribers::{Arrivals, Feed, Subscribers};
+use crate::subscribers::{Arrivals, Feed, Io, Subscribers};
 
 #[derive(Debug, clap::Args)]
 pub struct SubscribeArgs {
@@ -59,6 +59,12 @@ pub struct SubscribeArgs {
     /// that it shows what the server holds rather than a transient peak.
     #[arg(long, default_value_t = 2)]
     pub settle: u64,
+    /// How the subscribers wait for their sockets: `epoll` (one thread, as a client
+    /// process waits) or `uring` (one glommio executor, one io_uring poll per socket,
+    /// as figures before this option were taken; on loopback each delivery then costs
+    /// the server ~5 µs more, see `benches/benches/fanout_send.rs`).
+    #[arg(long, value_enum, default_value_t = Io::Epoll)]
+    pub subscriber_io: Io,
 }
 
 /// The outcome of one run.
@@ -265,6 +271,7 @@ fn measure(
         target.feed.clone(),
         deadline,
         pins.separate(),
+        args.subscriber_io,
     );
     subscribers.wait_connected(deadline);
     let rss_connected = settled_rss(args, target.pid);
@@ -398,8 +405,9 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         (
             "CPUs: server / subscribers",
             format!(
-                "{server_cpus} / {}",
-                args.subscriber_cpus.as_deref().unwrap_or("same process")
+                "{server_cpus} / {} (subscribers wait with {:?})",
+                args.subscriber_cpus.as_deref().unwrap_or("same process"),
+                args.subscriber_io
             ),
         ),
     ];
@@ -470,6 +478,7 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         "write_rate": args.write_rate, "server_executors": args.server_executors,
         "nodes": args.nodes, "shards": args.shards,
         "server_cpus": server_cpus, "subscriber_cpus": args.subscriber_cpus,
+        "subscriber_io": format!("{:?}", args.subscriber_io).to_lowercase(),
         "legacy_config": args.legacy_config,
         "sent_to_delivered": report::latency_json(&d.from_send),
         "acked_to_delivered": report::latency_json(&d.from_ack),

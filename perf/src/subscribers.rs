@@ -1,6 +1,8 @@
 //! The subscriber side of `perf subscribe`: K streaming connections (concord-topo SSE
-//! subscriptions or etcd watches) on one glommio executor, each recording which
-//! version arrived when ([`procstat::mono_ns`]). They run either on a thread of the
+//! subscriptions or etcd watches) on one thread, each recording which version arrived
+//! when ([`procstat::mono_ns`]): asleep in `epoll_wait` ([`Io::Epoll`], the default, in
+//! `subscribers_epoll`) or on one glommio executor ([`Io::Uring`], as figures before
+//! `--subscriber-io` were taken). They run either on a thread of the
 //! harness or in a child process (this binary re-invoked as `subscribe-worker`) so
 //! that a pinned server's cost and the harness' cost are measured apart.
 //!
@@ -37,7 +39,7 @@ pub enum Feed {
 }
 
 impl Feed {
-    fn request(&self, addr: SocketAddr) -> String {
+    pub(crate) fn request(&self, addr: SocketAddr) -> String {
         match self {
             Feed::Concord { since } => format!(
                 "GET /api/topology/subscribe?sinceVersion={since} HTTP/1.1\r\nHost: {addr}\r\n\r\n"
@@ -52,7 +54,7 @@ impl Feed {
         }
     }
 
-    fn decoder(&self) -> Decoder {
+    pub(crate) fn decoder(&self) -> Decoder {
         match self {
             Feed::Concord { .. } => Decoder::Sse(SseDecoder::default()),
             Feed::Etcd { .. } => Decoder::Etcd(WatchDecoder::default()),
@@ -67,14 +69,32 @@ impl Feed {
     }
 }
 
+/// How the subscribers wait for their sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Io {
+    /// One thread asleep in `epoll_wait`, as a thread-per-process client waits.
+    Epoll,
+    /// One glommio executor: a one-shot io_uring poll per socket.
+    Uring,
+}
+
+impl Io {
+    fn arg(self) -> &'static str {
+        match self {
+            Io::Epoll => "epoll",
+            Io::Uring => "uring",
+        }
+    }
+}
+
 /// One stream's bytes in, completed versions out.
-enum Decoder {
+pub(crate) enum Decoder {
     Sse(SseDecoder),
     Etcd(WatchDecoder),
 }
 
 impl Decoder {
-    fn feed(&mut self, bytes: &[u8], mut version: impl FnMut(u64)) -> io::Result<()> {
+    pub(crate) fn feed(&mut self, bytes: &[u8], mut version: impl FnMut(u64)) -> io::Result<()> {
         match self {
             Decoder::Sse(d) => {
                 d.feed(bytes)?;
@@ -90,7 +110,7 @@ impl Decoder {
     }
 
     /// The stream is established (SSE: the head is in; etcd: the watch is created).
-    fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         match self {
             Decoder::Sse(d) => d.status().is_some(),
             Decoder::Etcd(d) => d.created(),
@@ -101,7 +121,7 @@ impl Decoder {
 /// A running set of subscribers.
 pub enum Subscribers {
     InProcess {
-        executor: glommio::ExecutorJoinHandle<Arrivals>,
+        runner: Runner,
         connected: Arc<AtomicUsize>,
         target: Arc<AtomicU64>,
         count: usize,
@@ -111,6 +131,21 @@ pub enum Subscribers {
         stdin: Option<ChildStdin>,
         stdout: BufReader<ChildStdout>,
     },
+}
+
+/// The thread the in-process subscribers run on.
+pub enum Runner {
+    Thread(std::thread::JoinHandle<Arrivals>),
+    Glommio(glommio::ExecutorJoinHandle<Arrivals>),
+}
+
+impl Runner {
+    fn join(self) -> Arrivals {
+        match self {
+            Runner::Thread(t) => t.join().expect("subscribers finished"),
+            Runner::Glommio(e) => e.join().expect("subscribers finished"),
+        }
+    }
 }
 
 /// What [`Subscribers::finish`] hands back.
@@ -129,19 +164,27 @@ impl Subscribers {
         feed: Feed,
         deadline: Instant,
         in_child: bool,
+        io: Io,
     ) -> Subscribers {
         if !in_child {
             let connected = Arc::new(AtomicUsize::new(0));
             let target = Arc::new(AtomicU64::new(u64::MAX));
             let (c2, t2) = (connected.clone(), target.clone());
-            let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
-                .io_memory(1 << 20)
-                .spawn(
-                    move || async move { subscribe_all(addr, count, feed, c2, t2, deadline).await },
-                )
-                .expect("a glommio executor for the subscribers");
+            let runner = match io {
+                Io::Epoll => Runner::Thread(std::thread::spawn(move || {
+                    crate::subscribers_epoll::subscribe_all(addr, count, feed, &c2, &t2, deadline)
+                })),
+                Io::Uring => Runner::Glommio(
+                    glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+                        .io_memory(1 << 20)
+                        .spawn(move || async move {
+                            subscribe_all(addr, count, feed, c2, t2, deadline).await
+                        })
+                        .expect("a glommio executor for the subscribers"),
+                ),
+            };
             return Subscribers::InProcess {
-                executor,
+                runner,
                 connected,
                 target,
                 count,
@@ -153,6 +196,7 @@ impl Subscribers {
             .args(["--addr", &addr.to_string()])
             .args(["--subscribers", &count.to_string()])
             .args(["--time-limit-ms", &limit.as_millis().to_string()])
+            .args(["--io", io.arg()])
             .args(feed.to_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -206,13 +250,13 @@ impl Subscribers {
     pub fn finish(self, target: u64) -> Finished {
         match self {
             Subscribers::InProcess {
-                executor,
+                runner,
                 target: goal,
                 ..
             } => {
                 goal.store(target, Ordering::Relaxed);
                 Finished {
-                    arrivals: executor.join().expect("subscribers finished"),
+                    arrivals: runner.join(),
                     child_cpu_seconds: None,
                 }
             }
@@ -275,6 +319,8 @@ pub struct WorkerArgs {
     since: Option<u64>,
     #[arg(long)]
     etcd_prefix: Option<String>,
+    #[arg(long, value_enum, default_value_t = Io::Epoll)]
+    io: Io,
 }
 
 pub fn worker(args: &WorkerArgs) {
@@ -287,7 +333,8 @@ pub fn worker(args: &WorkerArgs) {
             since: args.since.unwrap_or(0),
         },
     };
-    let mut subscribers = Subscribers::start(args.addr, args.subscribers, feed, deadline, false);
+    let mut subscribers =
+        Subscribers::start(args.addr, args.subscribers, feed, deadline, false, args.io);
     subscribers.wait_connected(deadline);
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "connected");

@@ -88,6 +88,19 @@ const SMALL_SUBSCRIBE: [&str; 9] = [
 fn subscribe_loses_nothing() {
     let out = tempfile::tempdir().unwrap();
     let r = run(out.path(), &SMALL_SUBSCRIBE);
+    assert_eq!(r["subscriber_io"], "epoll", "{r}");
+    assert_eq!(r["lost"], 0);
+    assert_eq!(r["duplicated"], 0);
+    assert_eq!(r["sent_to_delivered"]["count"], 50);
+}
+
+#[test]
+fn subscribe_with_glommio_subscribers_loses_nothing() {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = SMALL_SUBSCRIBE.to_vec();
+    args.extend(["--subscriber-io", "uring"]);
+    let r = run(out.path(), &args);
+    assert_eq!(r["subscriber_io"], "uring", "{r}");
     assert_eq!(r["lost"], 0);
     assert_eq!(r["duplicated"], 0);
     assert_eq!(r["sent_to_delivered"]["count"], 50);
