@@ -159,10 +159,29 @@ fn paced_writes(
     writes
 }
 
+/// Each write's time from send to acknowledgement: the writer's view, which grows if
+/// the answer waits behind the pass that publishes the write.
+fn time_to_acknowledge(writes: &[Written]) -> Histogram<u64> {
+    let mut took = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    for w in writes {
+        let _ = took.record((w.acked.saturating_sub(w.sent) / 1_000).max(1));
+    }
+    took
+}
+
 /// Latencies and loss over every subscriber's arrivals.
+///
+/// The commit of a version lies between its write's send and its acknowledgement, so
+/// `from_send` bounds commit → delivered from above and `from_ack` from below. The
+/// acknowledgement may itself wait behind the pass that delivers the version (one
+/// executor answers the writer and walks the sockets), which makes `from_ack` flatter
+/// the longer the pass. `from_first`, the delay after the version's earliest arrival
+/// at any subscriber, is a lower bound that does not depend on the answer: it is how
+/// long the pass took to reach each subscriber once it had started.
 struct Deliveries {
     from_send: Histogram<u64>,
     from_ack: Histogram<u64>,
+    from_first: Histogram<u64>,
     lost: u64,
     duplicated: u64,
 }
@@ -172,9 +191,15 @@ impl Deliveries {
     fn count(arrivals: &Arrivals, writes: &[Written], expected: &[u64]) -> Deliveries {
         let mut from_send = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
         let mut from_ack = from_send.clone();
+        let mut from_first = from_send.clone();
         let (mut lost, mut duplicated) = (0u64, 0u64);
         let by_version: std::collections::HashMap<u64, &Written> =
             writes.iter().map(|w| (w.version, w)).collect();
+        let mut first_arrival = std::collections::HashMap::<u64, u64>::new();
+        for (version, at) in arrivals.iter().flatten() {
+            let first = first_arrival.entry(*version).or_insert(*at);
+            *first = (*first).min(*at);
+        }
         let micros = |from: u64, to: u64| (to.saturating_sub(from) / 1_000).max(1);
         for seen in arrivals {
             let mut got: Vec<u64> = seen.iter().map(|(v, _)| *v).collect();
@@ -190,12 +215,14 @@ impl Deliveries {
                 if let Some(w) = by_version.get(version) {
                     let _ = from_send.record(micros(w.sent, *at));
                     let _ = from_ack.record(micros(w.acked, *at));
+                    let _ = from_first.record(micros(first_arrival[version], *at));
                 }
             }
         }
         Deliveries {
             from_send,
             from_ack,
+            from_first,
             lost,
             duplicated,
         }
@@ -378,7 +405,12 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
                 .unwrap_or(0.0),
         )
     };
+    let acknowledged = time_to_acknowledge(&ours.writes);
     let mut rows = vec![
+        (
+            "write sent → acknowledged",
+            report::latency_row(&acknowledged),
+        ),
         (
             "write sent → event delivered",
             report::latency_row(&d.from_send),
@@ -386,6 +418,10 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         (
             "write acknowledged → delivered",
             report::latency_row(&d.from_ack),
+        ),
+        (
+            "first arrival → delivered",
+            report::latency_row(&d.from_first),
         ),
         ("deliveries", d.deliveries().to_string()),
         (
@@ -456,6 +492,7 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
     let mut series = vec![
         report::percentile_series("sent→delivered", &d.from_send),
         report::percentile_series("acked→delivered", &d.from_ack),
+        report::percentile_series("first arrival→delivered", &d.from_first),
     ];
     if let Ok((_, phase)) = &etcd {
         series.push(report::percentile_series(
@@ -480,8 +517,10 @@ pub fn run(args: &SubscribeArgs, bin: Option<&Path>, out: &Path, name: &str) -> 
         "server_cpus": server_cpus, "subscriber_cpus": args.subscriber_cpus,
         "subscriber_io": format!("{:?}", args.subscriber_io).to_lowercase(),
         "legacy_config": args.legacy_config,
+        "sent_to_acknowledged": report::latency_json(&acknowledged),
         "sent_to_delivered": report::latency_json(&d.from_send),
         "acked_to_delivered": report::latency_json(&d.from_ack),
+        "first_arrival_to_delivered": report::latency_json(&d.from_first),
         "lost": d.lost, "duplicated": d.duplicated,
         "cost": ours.cost,
         "server_rss_bytes": {"idle": rss_idle, "subscribers_connected": ours.rss_connected, "after_writes": rss_after},
