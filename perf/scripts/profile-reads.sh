@@ -15,7 +15,7 @@ RATE=${RATE:-20000}; DUR=${DUR:-8}; ROUNDS=${ROUNDS:-3}; ROUTE=${ROUTE:-version}
 SERVER_CPU=${SERVER_CPU:-0}; LOAD_CPU=${LOAD_CPU:-1}
 HZ=$(getconf CLK_TCK)
 work=$(mktemp -d)
-trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap '{ kill -9 $(jobs -p); wait; } 2>/dev/null; rm -rf "$work"' EXIT
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 
