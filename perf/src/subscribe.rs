@@ -162,11 +162,22 @@ fn paced_writes(
 /// Each write's time from send to acknowledgement: the writer's view, which grows if
 /// the answer waits behind the pass that publishes the write.
 fn time_to_acknowledge(writes: &[Written]) -> Histogram<u64> {
-    let mut took = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    let mut took = latency_histogram();
     for w in writes {
-        let _ = took.record((w.acked.saturating_sub(w.sent) / 1_000).max(1));
+        let _ = took.record(micros_between(w.sent, w.acked));
     }
     took
+}
+
+/// Microseconds, 1 µs to 60 s, 3 significant digits.
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds")
+}
+
+/// Microseconds from `from` to `to` ([`mono_ns`] instants), at least 1 (an event that
+/// arrived before its answer counts as 1 µs).
+fn micros_between(from: u64, to: u64) -> u64 {
+    (to.saturating_sub(from) / 1_000).max(1)
 }
 
 /// Latencies and loss over every subscriber's arrivals.
@@ -189,9 +200,9 @@ struct Deliveries {
 impl Deliveries {
     /// `expected`: the versions every subscriber must see, ascending.
     fn count(arrivals: &Arrivals, writes: &[Written], expected: &[u64]) -> Deliveries {
-        let mut from_send = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
-        let mut from_ack = from_send.clone();
-        let mut from_first = from_send.clone();
+        let mut from_send = latency_histogram();
+        let mut from_ack = latency_histogram();
+        let mut from_first = latency_histogram();
         let (mut lost, mut duplicated) = (0u64, 0u64);
         let by_version: std::collections::HashMap<u64, &Written> =
             writes.iter().map(|w| (w.version, w)).collect();
@@ -200,7 +211,6 @@ impl Deliveries {
             let first = first_arrival.entry(*version).or_insert(*at);
             *first = (*first).min(*at);
         }
-        let micros = |from: u64, to: u64| (to.saturating_sub(from) / 1_000).max(1);
         for seen in arrivals {
             let mut got: Vec<u64> = seen.iter().map(|(v, _)| *v).collect();
             let total = got.len();
@@ -213,9 +223,9 @@ impl Deliveries {
                 .count() as u64;
             for (version, at) in seen {
                 if let Some(w) = by_version.get(version) {
-                    let _ = from_send.record(micros(w.sent, *at));
-                    let _ = from_ack.record(micros(w.acked, *at));
-                    let _ = from_first.record(micros(first_arrival[version], *at));
+                    let _ = from_send.record(micros_between(w.sent, *at));
+                    let _ = from_ack.record(micros_between(w.acked, *at));
+                    let _ = from_first.record(micros_between(first_arrival[version], *at));
                 }
             }
         }
