@@ -20,6 +20,7 @@ use super::sse::{self, TakeOver};
 use crate::executor::ExecutorContext;
 use crate::net::conn::{self, ConnectionTimeouts};
 use crate::net::head::{self, FirstHead};
+use crate::net::ready::ReadyStream;
 use crate::net::{listen, tls, Sharing};
 
 /// Accepts connections on `addr` until the executor stops; never returns on success.
@@ -41,50 +42,63 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
     // A handshake is the first thing an idle connection owes, and part of its first head.
     let handshake_deadline = timeouts.idle.min(timeouts.head);
     let limit = ctx.shared.connections.clone();
-    conn::accept_loop(listener, limit, refusal, |mut stream, place| {
-        let ctx = ctx.clone();
-        async move {
-            ctx.metrics.connection_opened();
-            let peer = stream.peer_addr().ok();
-            let handler_ctx = ctx.clone();
-            let handler = move |req, guard| router::handle(req, handler_ctx.clone(), guard);
-            // The handshake is part of the connection: it counts against the same cap
-            // and runs under the same deadline as a request head.
-            // The configuration in force when the connection arrived: a reload
-            // (SIGHUP) applies to the next handshake, not to connections already open.
-            match ctx.shared.credentials.client_tls() {
-                None => {
-                    let (first, replay) =
-                        head::read_first(&mut stream, timeouts.idle, timeouts.head, max_head).await;
-                    match first {
-                        FirstHead::Gone => {}
-                        FirstHead::Request(req) if router::takes_socket(&req) => {
-                            match sse::take_over(*req, &ctx, stream, place, peer).await {
-                                // The fan-out writer counts the connection closed.
-                                TakeOver::Taken => return,
-                                TakeOver::Closed => {}
+    conn::accept_loop(
+        listener,
+        limit,
+        refusal,
+        |mut stream: ReadyStream, place| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.metrics.connection_opened();
+                let peer = stream.peer_addr().ok();
+                let handler_ctx = ctx.clone();
+                let handler = move |req, guard| router::handle(req, handler_ctx.clone(), guard);
+                // The handshake is part of the connection: it counts against the same cap
+                // and runs under the same deadline as a request head.
+                // The configuration in force when the connection arrived: a reload
+                // (SIGHUP) applies to the next handshake, not to connections already open.
+                match ctx.shared.credentials.client_tls() {
+                    None => {
+                        let (first, replay) =
+                            head::read_first(&mut stream, timeouts.idle, timeouts.head, max_head)
+                                .await;
+                        match first {
+                            FirstHead::Gone => {}
+                            FirstHead::Request(req) if router::takes_socket(&req) => {
+                                match sse::take_over(*req, &ctx, stream, place, peer).await {
+                                    // The fan-out writer counts the connection closed.
+                                    TakeOver::Taken => return,
+                                    TakeOver::Closed => {}
+                                }
+                            }
+                            FirstHead::Request(_) | FirstHead::Other => {
+                                let _place = place;
+                                conn::serve_http1(
+                                    stream,
+                                    replay,
+                                    peer,
+                                    timeouts,
+                                    max_buf_size,
+                                    handler,
+                                )
+                                .await
                             }
                         }
-                        FirstHead::Request(_) | FirstHead::Other => {
+                    }
+                    Some(config) => match tls::accept(&config, stream, handshake_deadline).await {
+                        Ok(stream) => {
                             let _place = place;
+                            let replay = Default::default();
                             conn::serve_http1(stream, replay, peer, timeouts, max_buf_size, handler)
                                 .await
                         }
-                    }
+                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    },
                 }
-                Some(config) => match tls::accept(&config, stream, handshake_deadline).await {
-                    Ok(stream) => {
-                        let _place = place;
-                        let replay = Default::default();
-                        conn::serve_http1(stream, replay, peer, timeouts, max_buf_size, handler)
-                            .await
-                    }
-                    Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                },
+                ctx.metrics.connection_closed();
             }
-            ctx.metrics.connection_closed();
-        }
-    })
+        },
+    )
     .await;
     Ok(())
 }

@@ -15,9 +15,9 @@ use std::rc::Rc;
 
 use std::net::SocketAddr;
 
+use crate::net::ready::ReadyStream;
 use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
@@ -176,7 +176,7 @@ pub enum TakeOver {
 pub async fn take_over(
     req: Request<()>,
     ctx: &Rc<ExecutorContext>,
-    mut stream: TcpStream,
+    mut stream: ReadyStream,
     place: Place,
     peer: Option<SocketAddr>,
 ) -> TakeOver {
@@ -190,7 +190,7 @@ pub async fn take_over(
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
             let _ = stream.write_all(&serialize(&parts, Some(&body))).await;
-            let _ = stream.shutdown(std::net::Shutdown::Write).await;
+            let _ = stream.close().await;
             drop(place);
             return TakeOver::Closed;
         }

@@ -20,13 +20,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use glommio::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+
+use glommio::net::{AcceptedTcpStream, TcpListener, TcpStream};
 use http::{Request, Response};
 use hyper::body::Incoming;
 
 use super::capacity::{Capacity, Place};
 use super::head::{Replay, Replayed};
 use super::io::{GlommioTimer, HyperIo};
+use super::ready::ReadyStream;
 use super::ConnectionGuard;
 
 /// Refused connections being answered at once on one listener; past it, a refused
@@ -48,21 +51,68 @@ pub fn refusal(content_type: &str, body: &[u8]) -> Bytes {
     Bytes::from(answer)
 }
 
+/// A socket accepted on one of our ports, with whatever drives its I/O: glommio's
+/// own stream (the peer port) or the executor's readiness set (the client port,
+/// [`ReadyStream`]).
+pub trait Accepted: AsyncRead + AsyncWrite + AsRawFd + Unpin + Sized + 'static {
+    /// Takes over a just-accepted socket, with `TCP_NODELAY` (answers are written
+    /// whole, and should leave at once).
+    fn adopt(accepted: AcceptedTcpStream) -> io::Result<Self>;
+
+    fn peer_addr(&self) -> io::Result<SocketAddr>;
+
+    /// Waits for bytes and copies the first of them into `buf` without taking them.
+    fn peek<'a>(&'a self, buf: &'a mut [u8]) -> impl Future<Output = io::Result<usize>> + 'a;
+}
+
+impl Accepted for TcpStream {
+    fn adopt(accepted: AcceptedTcpStream) -> io::Result<Self> {
+        let stream = accepted.bind_to_executor();
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        TcpStream::peer_addr(self).map_err(io::Error::from)
+    }
+
+    async fn peek<'a>(&'a self, buf: &'a mut [u8]) -> io::Result<usize> {
+        TcpStream::peek(self, buf).await.map_err(io::Error::from)
+    }
+}
+
+impl Accepted for ReadyStream {
+    fn adopt(accepted: AcceptedTcpStream) -> io::Result<Self> {
+        // SAFETY: the accepted descriptor is a connected socket owned by nobody else.
+        ReadyStream::adopt(unsafe { OwnedFd::from_raw_fd(accepted.into_raw_fd()) })
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        ReadyStream::peer_addr(self)
+    }
+
+    async fn peek<'a>(&'a self, buf: &'a mut [u8]) -> io::Result<usize> {
+        ReadyStream::peek(self, buf).await
+    }
+}
+
 /// Accepts connections on `listener` until the executor stops, serving each one
 /// `limit` has room for as a local task (`serve`, which holds the connection's place
 /// until the connection ends) and refusing the others with `refusal`.
-pub async fn accept_loop<F, Fut>(
+pub async fn accept_loop<S, F, Fut>(
     listener: TcpListener,
     limit: Arc<Capacity>,
     refusal: Bytes,
     serve: F,
 ) where
-    F: Fn(TcpStream, Place) -> Fut,
+    S: Accepted,
+    F: Fn(S, Place) -> Fut,
     Fut: Future<Output = ()> + 'static,
 {
     let refusing = Rc::new(Cell::new(0usize));
     loop {
-        let stream = match listener.accept().await {
+        let accepted = listener.shared_accept().await.map_err(io::Error::from);
+        let stream = match accepted.and_then(S::adopt) {
             Ok(stream) => stream,
             Err(e) => {
                 // EMFILE and friends: keep serving the connections we have.
@@ -71,7 +121,6 @@ pub async fn accept_loop<F, Fut>(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
         match limit.take() {
             Some(place) => {
                 glommio::spawn_local(serve(stream, place)).detach();
@@ -92,10 +141,10 @@ pub async fn accept_loop<F, Fut>(
 
 /// Sends `answer`, then reads what the client sent until it hangs up (closing with
 /// unread data would reset the connection and could destroy the answer in flight).
-async fn refuse(mut stream: TcpStream, answer: &[u8]) {
+async fn refuse(mut stream: impl Accepted, answer: &[u8]) {
     let exchange = async {
         stream.write_all(answer).await?;
-        stream.shutdown(std::net::Shutdown::Write).await?;
+        stream.close().await?;
         let mut sink = [0u8; 1024];
         let mut drained = 0;
         while drained < 64 * 1024 {

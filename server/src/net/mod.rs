@@ -43,6 +43,7 @@ pub mod conn;
 pub mod head;
 pub mod io;
 pub mod raw;
+pub mod ready;
 pub mod tls;
 
 pub use bearer::authorized;

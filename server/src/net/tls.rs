@@ -1,7 +1,7 @@
 //! TLS for the client and peer ports: PEM files → rustls configurations (ring
 //! provider, TLS 1.2 and 1.3, HTTP/1.1 only), the server-side handshake under a
 //! deadline, and the peer client's handshake. The streams that come out implement
-//! the same futures-io traits as glommio's sockets, so [`super::io::HyperIo`] serves
+//! the same futures-io traits as the sockets under them, so [`super::io::HyperIo`] serves
 //! hyper over them unchanged.
 
 use std::io;
@@ -11,11 +11,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use glommio::net::TcpStream;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use super::conn::Accepted;
 
 pub use futures_rustls::client::TlsStream as ClientTlsStream;
 pub use futures_rustls::server::TlsStream as ServerTlsStream;
@@ -186,11 +187,11 @@ this port speaks TLS: use https:// instead\r\n";
 /// a client that connects and never completes it is cut off like one that never
 /// sends a request head. A client that sends plain HTTP instead is answered with a
 /// 400 saying so (rather than a TLS alert it cannot read) and refused.
-pub async fn accept(
+pub async fn accept<S: Accepted>(
     config: &Arc<ServerConfig>,
-    stream: TcpStream,
+    stream: S,
     deadline: Duration,
-) -> io::Result<ServerTlsStream<TcpStream>> {
+) -> io::Result<ServerTlsStream<S>> {
     let handshake = async {
         let mut first = [0u8; 1];
         if stream.peek(&mut first).await? == 1 && first[0] != HANDSHAKE_RECORD {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use glommio::net::TcpListener;
+use glommio::net::{TcpListener, TcpStream};
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -99,7 +99,7 @@ pub async fn serve(listener: TcpListener, node: Rc<RaftHandle>, options: PeerSer
         listener,
         options.connections.clone(),
         refusal,
-        |stream, place| {
+        |stream: TcpStream, place| {
             let (node, options) = (node.clone(), options.clone());
             async move {
                 let _place = place;
