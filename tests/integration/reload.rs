@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use concord_testkit::wait_for;
+use concord_testkit::{wait_for, SseClient};
 
 use crate::cluster_support::{put_node, test_config, Cluster, Node};
 use crate::peer_security::peer_post;
+use crate::support::Server;
 
 const WAIT: Duration = Duration::from_secs(20);
 const OLD: &str = "write-token-old-0123456789";
@@ -100,6 +101,54 @@ fn a_write_token_is_rotated_in_and_out_without_a_restart() {
     assert_eq!(write_as(node, OLD, "d"), 401, "the old token is refused");
     assert_eq!(write_as(node, NEW, "d"), 200);
     assert!(node.is_running());
+}
+
+/// The status a subscribe to `client` presenting `token` is answered with (on a plain
+/// connection the fan-out's own path answers a subscribe, not hyper).
+fn subscribe_as(client: std::net::SocketAddr, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    let sse = SseClient::open(
+        client,
+        "/api/topology/subscribe",
+        &[("Authorization", &auth)],
+        Duration::from_secs(5),
+    )
+    .expect("the server answers the subscribe");
+    sse.status
+}
+
+#[test]
+fn a_read_token_rotated_out_no_longer_opens_a_stream() {
+    const OLD_READ: &str = "read-token-old-0123456789";
+    const NEW_READ: &str = "read-token-new-0123456789";
+    let files = tempfile::tempdir().expect("temp dir");
+    let (reads, writes) = (
+        files.path().join("read.tokens"),
+        files.path().join("write.tokens"),
+    );
+    write(&reads, &format!("{OLD_READ}\n"));
+    write(&writes, &format!("{NEW}\n"));
+    let yaml = format!(
+        "auth:\n  read_token_file: {}\n  write_token_file: {}\n",
+        reads.display(),
+        writes.display()
+    );
+    let server = Server::with_config(&yaml, &["--dev"]);
+    assert_eq!(subscribe_as(server.client, OLD_READ), 200);
+    assert_eq!(subscribe_as(server.client, NEW_READ), 401);
+
+    write(&reads, &format!("{NEW_READ}\n"));
+    let before = reload_counts(&server.get("/metrics").text());
+    server.signal_reload();
+    wait_for(WAIT, "the server reloads", || {
+        (reload_counts(&server.get("/metrics").text()) == (before.0 + 1, before.1)).then_some(())
+    });
+    assert_eq!(
+        subscribe_as(server.client, OLD_READ),
+        401,
+        "a token rotated out opens no stream"
+    );
+    assert_eq!(subscribe_as(server.client, NEW_READ), 200);
 }
 
 #[test]

@@ -87,6 +87,11 @@ impl Server {
         self.process.kill();
     }
 
+    /// SIGHUP: reload the credential files.
+    pub fn signal_reload(&self) {
+        self.process.signal_reload();
+    }
+
     /// Starts the same server again (same flags, same data directory and ports).
     pub fn restart(&mut self) {
         self.kill();

@@ -345,10 +345,12 @@ pub async fn subscribe(
     connection: Rc<ConnectionGuard>,
 ) -> Result<sse::Accepted, Response<Body>> {
     let started = Instant::now();
+    // The credentials in force now (a reload may have rotated tokens out), as in
+    // `handle`; never the ones the configuration started with.
     let grant = ctx
         .shared
-        .config
         .credentials
+        .client()
         .grant_for(req.headers(), Some(Scope::Read));
     let decided = match extract::require(grant, Scope::Read, ctx.current_headers()) {
         Err(refusal) => Err(refusal),
