@@ -285,7 +285,7 @@ fn print_banner(config: &Config, executors: usize) {
 /// One executor's HTTP service, listening at once (reads are refused, "loading", until
 /// its publication reaches the durable floor: `Readiness::admit`).
 async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Receiver<()>) {
-    let local = Rc::new(LocalPublished::new(shared.hub.latest()));
+    let local = Rc::new(LocalPublished::new(shared.hub.clone()));
     glommio::spawn_local(follow_hub(shared.hub.clone(), ticks, local.clone())).detach();
     let ctx = Rc::new(ExecutorContext {
         metrics: shared.metrics[index].clone(),

@@ -22,6 +22,32 @@ fn json_send(server: &Server, method: &str, path: &str, body: &str) -> Response 
     server.send(method, path, &[("Content-Type", "application/json")], body)
 }
 
+/// A write's answer is an acknowledgement for the whole server: a read that follows it
+/// on another connection (which the kernel may give to another executor) must not
+/// answer from an older state, however far that executor's own copy lags.
+#[test]
+fn a_read_after_an_acknowledged_write_never_answers_older_on_any_connection() {
+    let server = Server::start(&["--dev"]);
+    for i in 0..150 {
+        let r = json_send(
+            &server,
+            "PUT",
+            &format!("/api/topology/nodes/ryw-{}", i % 7),
+            &format!(r#"{{"address":"127.0.0.1:{}"}}"#, 7000 + i),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let acknowledged = r.json()["version"].as_u64().expect("the write's version");
+        for path in ["/api/topology/version", "/api/topology/snapshot"] {
+            let read = server.get(path);
+            let seen = read.json()["version"].as_u64().expect("a version");
+            assert!(
+                seen >= acknowledged,
+                "write {i}: {path} answered version {seen} after version {acknowledged} was acknowledged"
+            );
+        }
+    }
+}
+
 #[test]
 fn read_routes_serve_the_sample_topology_with_headers() {
     let server = Server::start(&["--dev"]);

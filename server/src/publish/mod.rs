@@ -11,6 +11,7 @@
 //! inside every `Published`.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -197,6 +198,9 @@ impl Published {
 /// Shared by all executors: the latest `Published` and a wake-up line to each executor.
 pub struct PublicationHub {
     latest: Mutex<Arc<Published>>,
+    /// `latest`'s applied index, readable without the lock: stored under it, before
+    /// any executor can see (and acknowledge) that publication.
+    latest_applied: AtomicU64,
     ticks: Vec<async_channel::Sender<()>>,
 }
 
@@ -208,6 +212,7 @@ impl PublicationHub {
     ) -> (PublicationHub, Vec<async_channel::Receiver<()>>) {
         let (ticks, receivers) = (0..executors).map(|_| async_channel::bounded(1)).unzip();
         let hub = PublicationHub {
+            latest_applied: AtomicU64::new(initial.applied_index),
             latest: Mutex::new(initial),
             ticks,
         };
@@ -231,6 +236,8 @@ impl PublicationHub {
                 );
                 return;
             }
+            self.latest_applied
+                .store(published.applied_index, Ordering::Release);
             *latest = published;
         }
         self.poke();
@@ -256,17 +263,27 @@ impl PublicationHub {
 pub struct LocalPublished {
     current: RefCell<Arc<Published>>,
     changed: event_listener::Event,
+    hub: Arc<PublicationHub>,
 }
 
 impl LocalPublished {
-    pub fn new(initial: Arc<Published>) -> LocalPublished {
+    /// A view of `hub`, starting at its latest publication.
+    pub fn new(hub: Arc<PublicationHub>) -> LocalPublished {
         LocalPublished {
-            current: RefCell::new(initial),
+            current: RefCell::new(hub.latest()),
             changed: event_listener::Event::new(),
+            hub,
         }
     }
 
+    /// The publication to answer from: this executor's copy, first brought up to the
+    /// hub's if the hub holds a newer one. Another executor may already have answered
+    /// from that one (a write's acknowledgement), and its wake-up here
+    /// ([`follow_hub`]) may not have run yet; no answer may be older than one given.
     pub fn current(&self) -> Arc<Published> {
+        if self.hub.latest_applied.load(Ordering::Acquire) > self.current.borrow().applied_index {
+            self.advance(self.hub.latest());
+        }
         self.current.borrow().clone()
     }
 
@@ -286,7 +303,7 @@ impl LocalPublished {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let listener = self.changed.listen();
-            if ready(&self.current.borrow()) {
+            if ready(&self.current()) {
                 return true;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -305,7 +322,7 @@ impl LocalPublished {
             )
             .await;
             if !woke {
-                return ready(&self.current.borrow());
+                return ready(&self.current());
             }
         }
     }
@@ -324,5 +341,35 @@ pub async fn follow_hub(
 ) {
     while ticks.recv().await.is_ok() {
         local.advance(hub.latest());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(applied_index: u64) -> Arc<Published> {
+        Arc::new(Published::build(
+            TopologyState::new(16),
+            applied_index,
+            None,
+        ))
+    }
+
+    #[test]
+    fn an_executor_answers_from_the_hubs_latest_before_its_wake_up_runs() {
+        let (hub, _ticks) = PublicationHub::new(published(1), 2);
+        let hub = Arc::new(hub);
+        let (here, there) = (
+            LocalPublished::new(hub.clone()),
+            LocalPublished::new(hub.clone()),
+        );
+        hub.publish(published(5));
+        // Neither executor's `follow_hub` ran: both still answer from index 5.
+        assert_eq!(here.current().applied_index, 5);
+        assert_eq!(there.current().applied_index, 5);
+        // An older publication is refused, and nothing goes back.
+        hub.publish(published(3));
+        assert_eq!(here.current().applied_index, 5);
     }
 }
