@@ -164,6 +164,35 @@ pub fn parse_response(data: &[u8]) -> io::Result<Response> {
     })
 }
 
+/// Parses consecutive whole responses (the answers to pipelined requests, none of
+/// them to a `HEAD`), in the order they came; an error for a cut-off last one.
+pub fn parse_responses(mut data: &[u8]) -> io::Result<Vec<Response>> {
+    let mut responses = Vec::new();
+    while !data.is_empty() {
+        let mut headers = Vec::new();
+        let (head, used) = parse_head(data, |k, v| headers.push((k.to_string(), v.to_string())))?
+            .ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "a cut-off response head")
+        })?;
+        let mut decoder = BodyDecoder::new(&head.body);
+        let mut body = Vec::new();
+        let body_used = decoder.decode(&data[used..], &mut body)?;
+        if !decoder.is_done() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a cut-off response body",
+            ));
+        }
+        responses.push(Response {
+            status: head.status,
+            headers,
+            body,
+        });
+        data = &data[used + body_used..];
+    }
+    Ok(responses)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,7 @@ mod linearizable;
 mod memory;
 mod partition;
 mod peer_security;
+mod pipelining;
 mod reload;
 mod restart;
 mod sse;

@@ -73,27 +73,39 @@ pub async fn serve(addr: SocketAddr, ctx: Rc<ExecutorContext>) -> std::io::Resul
                             }
                             FirstHead::Request(_) | FirstHead::Other => {
                                 let _place = place;
-                                conn::serve_http1(
+                                let writes = stream.coalescing();
+                                let conn = conn::serve_http1(
                                     stream,
                                     replay,
                                     peer,
                                     timeouts,
                                     max_buf_size,
                                     handler,
-                                )
-                                .await
+                                );
+                                writes.around(conn).await
                             }
                         }
                     }
-                    Some(config) => match tls::accept(&config, stream, handshake_deadline).await {
-                        Ok(stream) => {
-                            let _place = place;
-                            let replay = Default::default();
-                            conn::serve_http1(stream, replay, peer, timeouts, max_buf_size, handler)
-                                .await
+                    Some(config) => {
+                        // The handshake's own writes go out as written; hyper's coalesce.
+                        let writes = stream.coalescing();
+                        match tls::accept(&config, stream, handshake_deadline).await {
+                            Ok(stream) => {
+                                let _place = place;
+                                let replay = Default::default();
+                                let conn = conn::serve_http1(
+                                    stream,
+                                    replay,
+                                    peer,
+                                    timeouts,
+                                    max_buf_size,
+                                    handler,
+                                );
+                                writes.around(conn).await
+                            }
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
                         }
-                        Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    },
+                    }
                 }
                 ctx.metrics.connection_closed();
             }

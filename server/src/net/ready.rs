@@ -29,7 +29,8 @@ const READ_EVENTS: u32 =
     (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 const WRITE_EVENTS: u32 = (libc::EPOLLOUT | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 
-/// What one socket of the set may do without blocking, and who waits for it.
+/// What one socket of the set may do without blocking, who waits for it, and what
+/// its task wrote and has not sent yet.
 #[derive(Default)]
 struct Interest {
     /// False once a read came back short or would block; true again when the set
@@ -38,6 +39,15 @@ struct Interest {
     writable: Cell<bool>,
     reader: Cell<Option<Waker>>,
     writer: Cell<Option<Waker>>,
+    /// Bytes written while [`Coalesced`] holds the socket's task, sent when that
+    /// task's poll ends; always empty otherwise.
+    outbox: RefCell<Vec<u8>>,
+    coalescing: Cell<bool>,
+    /// The socket's descriptor, until the stream is dropped (then -1).
+    fd: Cell<RawFd>,
+    /// Set when sending the outbox failed: the connection is gone, and the task's
+    /// next write says so.
+    broken: Cell<bool>,
 }
 
 impl Interest {
@@ -211,6 +221,7 @@ impl ReadyStream {
         let interest = Rc::new(Interest {
             readable: Cell::new(true),
             writable: Cell::new(true),
+            fd: Cell::new(socket.as_raw_fd()),
             ..Interest::default()
         });
         let token = set.add(socket.as_raw_fd(), interest.clone())?;
@@ -260,6 +271,11 @@ impl AsRawFd for ReadyStream {
 
 impl Drop for ReadyStream {
     fn drop(&mut self) {
+        // What the task wrote last leaves as a close would have sent it: once, if the
+        // socket takes it now.
+        let _ = self.interest.send_outbox();
+        self.interest.outbox.take();
+        self.interest.fd.set(-1);
         // Explicitly: a duplicate of the descriptor (the SSE hand-over) keeps the
         // socket, and so its registration, alive after this one closes.
         self.set.remove(self.socket.as_raw_fd(), self.token);
@@ -317,18 +333,20 @@ impl AsyncRead for ReadyStream {
     }
 }
 
-impl AsyncWrite for ReadyStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let interest = &self.interest;
-        while interest.writable.get() {
+/// Past this many unsent bytes, a coalescing socket sends before taking more.
+const OUTBOX_LIMIT: usize = 64 * 1024;
+
+/// An emptied outbox keeps its buffer up to this size (an idle connection holds no more).
+const OUTBOX_KEPT: usize = 4096;
+
+impl Interest {
+    /// One nonblocking `send` of `buf`: the bytes taken, `None` when it would block.
+    fn send(&self, buf: &[u8]) -> Option<io::Result<usize>> {
+        loop {
             // SAFETY: `buf` is valid for `buf.len()` bytes for the call.
             let sent = unsafe {
                 libc::send(
-                    self.socket.as_raw_fd(),
+                    self.fd.get(),
                     buf.as_ptr().cast(),
                     buf.len(),
                     libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
@@ -336,23 +354,134 @@ impl AsyncWrite for ReadyStream {
             };
             match nonblocking(sent) {
                 Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Some(result) => return Poll::Ready(result),
-                None => interest.writable.set(false),
+                None => {
+                    self.writable.set(false);
+                    return None;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// Sends as much of the outbox as the socket takes; true when it is empty.
+    fn send_outbox(&self) -> io::Result<bool> {
+        let mut outbox = self.outbox.borrow_mut();
+        while !outbox.is_empty() && self.writable.get() && self.fd.get() >= 0 {
+            match self.send(&outbox) {
+                Some(Ok(n)) => {
+                    outbox.drain(..n);
+                }
+                Some(Err(e)) => {
+                    outbox.clear();
+                    self.broken.set(true);
+                    return Err(e);
+                }
+                None => {}
+            }
+        }
+        if outbox.is_empty() && outbox.capacity() > OUTBOX_KEPT {
+            *outbox = Vec::new();
+        }
+        Ok(outbox.is_empty())
+    }
+
+    /// [`Self::send_outbox`], waiting (with `cx`'s waker) while the socket is full.
+    fn poll_outbox(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        match self.send_outbox() {
+            Ok(true) => Poll::Ready(Ok(())),
+            Ok(false) => {
+                self.writer.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for ReadyStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let interest = &self.interest;
+        if interest.coalescing.get() {
+            if interest.broken.get() {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            if interest.outbox.borrow().len() >= OUTBOX_LIMIT {
+                std::task::ready!(interest.poll_outbox(cx))?;
+            }
+            interest.outbox.borrow_mut().extend_from_slice(buf);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        if interest.writable.get() {
+            if let Some(result) = interest.send(buf) {
+                return Poll::Ready(result);
             }
         }
         interest.writer.set(Some(cx.waker().clone()));
         Poll::Pending
     }
 
+    /// Nothing is held back outside a [`Coalesced`] task, and within one the end of
+    /// the poll sends it.
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        std::task::ready!(self.interest.poll_outbox(cx))?;
         Poll::Ready(match self.socket.shutdown(Shutdown::Write) {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,
         })
+    }
+}
+
+/// A connection's task whose socket sends once per poll: what the task writes while
+/// it runs (a whole answer, or the answers to a pipelined batch of requests) waits in
+/// the socket's outbox and leaves in one `send` when the poll ends, instead of one
+/// `send` per answer (hyper flushes after each). A socket that cannot take it all
+/// holds the task's further writes back until it can ([`OUTBOX_LIMIT`]).
+pub struct Coalesced<F> {
+    task: Pin<Box<F>>,
+    socket: Rc<Interest>,
+}
+
+/// A hold on a [`ReadyStream`]'s sending, taken before the stream moves into the task
+/// that will own it (through TLS and hyper).
+pub struct Coalescing(Rc<Interest>);
+
+impl ReadyStream {
+    pub fn coalescing(&self) -> Coalescing {
+        Coalescing(self.interest.clone())
+    }
+}
+
+impl Coalescing {
+    /// Runs `task`, which owns the stream, with the stream's writes coalesced per poll.
+    pub fn around<F: std::future::Future>(self, task: F) -> Coalesced<F> {
+        self.0.coalescing.set(true);
+        Coalesced {
+            task: Box::pin(task),
+            socket: self.0,
+        }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Coalesced<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let polled = this.task.as_mut().poll(cx);
+        if polled.is_pending() {
+            // A send that fails leaves the error for the task's next read or write.
+            let _ = this.socket.poll_outbox(cx);
+        }
+        // Finished: the task dropped the stream, which sent what it could.
+        polled
     }
 }
 

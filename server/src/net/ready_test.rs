@@ -151,3 +151,91 @@ fn closing_shuts_the_write_side_and_a_duplicate_keeps_the_socket() {
         assert_eq!(got, b"bye", "the client sees the answer, then the end");
     });
 }
+
+#[test]
+fn a_coalesced_task_sends_what_one_poll_wrote_when_the_poll_ends() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (mut stream, mut client) = pair(&listener);
+        let writes = stream.coalescing();
+        let task = writes.around(async move {
+            for part in [&b"one "[..], b"two ", b"three"] {
+                stream.write_all(part).await.unwrap();
+            }
+            stream.flush().await.unwrap();
+            // Still running: only the end of this poll can have sent the parts.
+            glommio::timer::sleep(Duration::from_secs(2)).await;
+            stream
+        });
+        let reader = std::thread::spawn(move || {
+            client
+                .set_read_timeout(Some(Duration::from_secs(1)))
+                .unwrap();
+            let mut got = [0u8; 13];
+            client.read_exact(&mut got).map(|()| got)
+        });
+        let (_stream, got) = futures_lite::future::zip(task, async {
+            while !reader.is_finished() {
+                glommio::timer::sleep(Duration::from_millis(5)).await;
+            }
+            reader.join().unwrap()
+        })
+        .await;
+        assert_eq!(
+            &got.expect("the parts arrive while the task waits"),
+            b"one two three"
+        );
+    });
+}
+
+#[test]
+fn a_coalesced_task_writing_more_than_the_client_reads_is_held_back_and_loses_nothing() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (mut stream, mut client) = pair(&listener);
+        let total = 8 << 20;
+        let payload: Vec<u8> = (0..total).map(|i| (i % 249) as u8).collect();
+        let expected = payload.clone();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).unwrap();
+            got
+        });
+        let writes = stream.coalescing();
+        let outbox = writes.0.clone();
+        writes
+            .around(async move {
+                for piece in payload.chunks(1000) {
+                    stream.write_all(piece).await.unwrap();
+                    assert!(
+                        outbox.outbox.borrow().len() <= OUTBOX_LIMIT + 1000,
+                        "the outbox stays bounded while the client does not read"
+                    );
+                }
+                stream.close().await.unwrap();
+            })
+            .await;
+        let got = reader.join().unwrap();
+        assert_eq!(got.len(), total);
+        assert!(got == expected, "every byte arrives, in order");
+    });
+}
+
+#[test]
+fn a_dropped_coalescing_stream_sends_what_it_held() {
+    run(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (mut stream, mut client) = pair(&listener);
+        let writes = stream.coalescing();
+        writes
+            .around(async move {
+                stream.write_all(b"last words").await.unwrap();
+                drop(stream);
+            })
+            .await;
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"last words");
+    });
+}
