@@ -387,10 +387,22 @@ impl Cluster {
         )
     }
 
-    /// The tail of every server's log, for a failing test's output.
+    /// The tail of every server's log, for a failing test's output, after any panic
+    /// the log holds (with the lines that follow it: where, and the backtrace's top).
     fn dump_logs(&self) {
         for node in &self.nodes {
             let text = std::fs::read_to_string(&node.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            for (at, _) in lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.contains("panicked"))
+            {
+                eprintln!("---- node {} panicked (log line {}) ----", node.id, at + 1);
+                for line in lines.iter().skip(at).take(12) {
+                    eprintln!("{line}");
+                }
+            }
             let tail: Vec<&str> = text.lines().rev().take(30).collect();
             eprintln!("---- node {} log (last {} lines) ----", node.id, tail.len());
             for line in tail.iter().rev() {

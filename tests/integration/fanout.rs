@@ -52,6 +52,8 @@ struct Raw {
     socket: TcpStream,
     decoder: SseDecoder,
     versions: Vec<u64>,
+    /// The first bytes the server sent, for the message of a stream that ends early.
+    first_bytes: Vec<u8>,
 }
 
 #[test]
@@ -79,6 +81,7 @@ fn ten_thousand_streams_receive_every_version_exactly_once_in_order() {
                 socket,
                 decoder: SseDecoder::default(),
                 versions: Vec::new(),
+                first_bytes: Vec::new(),
             }
         })
         .collect();
@@ -99,9 +102,15 @@ fn ten_thousand_streams_receive_every_version_exactly_once_in_order() {
             }
             loop {
                 match raw.socket.read(&mut buf) {
-                    Ok(0) => panic!("stream {i} ended early at {:?}", raw.versions.last()),
+                    Ok(0) => panic!(
+                        "stream {i} ended early at {:?}, after {:?}",
+                        raw.versions.last(),
+                        String::from_utf8_lossy(&raw.first_bytes)
+                    ),
                     Ok(n) => {
                         progressed = true;
+                        let room = 512usize.saturating_sub(raw.first_bytes.len());
+                        raw.first_bytes.extend_from_slice(&buf[..n.min(room)]);
                         raw.decoder.feed(&buf[..n]).unwrap();
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,

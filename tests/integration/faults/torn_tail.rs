@@ -53,6 +53,14 @@ fn torn_tail_is_cut_and_the_server_rejoins(victim_is_leader: bool, damage: fn(&P
     } else {
         cluster.others(leader)[0]
     };
+    // A torn write is one that was in flight, never fsync'd, never acknowledged. Cutting
+    // an entry the victim had acknowledged is not that: it is a disk losing durable
+    // data (openraft's leader then stops on the follower's log reversion). So the
+    // victim first applies every write and its log stops growing: its last record is
+    // then the commit hint written after the last entry, which nothing depends on.
+    let last_before = acked.values().copied().max().expect("writes");
+    cluster.converged(&cluster.ids(), last_before, WAIT);
+    log_settled(&last_wal_file(&cluster.data_dir(victim)));
     cluster.kill(victim);
     let wal = last_wal_file(&cluster.data_dir(victim));
     let size = std::fs::metadata(&wal).expect("wal file").len();
@@ -72,6 +80,25 @@ fn torn_tail_is_cut_and_the_server_rejoins(victim_is_leader: bool, damage: fn(&P
     let after = write_acked(&cluster, "after", 1);
     cluster.converged(&cluster.ids(), *after.values().next().unwrap(), WAIT);
     assert_has_all(&cluster, victim, &after);
+}
+
+/// Waits until `wal` has kept its size for 300 ms (nothing more is being written).
+fn log_settled(wal: &Path) {
+    let size = || std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + WAIT;
+    let (mut last, mut since) = (size(), std::time::Instant::now());
+    while since.elapsed() < Duration::from_millis(300) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} keeps growing",
+            wal.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        let now = size();
+        if now != last {
+            (last, since) = (now, std::time::Instant::now());
+        }
+    }
 }
 
 fn append(wal: &Path, bytes: &[u8]) {
