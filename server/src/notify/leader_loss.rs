@@ -2,8 +2,8 @@
 //! no leader (or, leading, no quorum) for longer than the election timeout, every
 //! stream ends, so its subscriber reconnects to a server that still hears one.
 //!
-//! The control executor runs [`watch`]; the streams ask [`lost`] and wake by
-//! [`closes_at`].
+//! The control executor runs [`watch`] (and [`refresh`] on every Raft metrics change);
+//! the streams ask [`lost`] and wake by [`closes_at`].
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -13,17 +13,25 @@ use crate::executor::Shared;
 use crate::raft::RaftHandle;
 
 /// Tells the executors, every heartbeat interval, whether this server still hears a
-/// leader.
+/// leader (silence makes no metrics change, so it takes a clock).
 pub async fn watch(raft: Rc<RaftHandle>, shared: Arc<Shared>) {
-    let limit = shared.config.raft.election_timeout_max;
     let tick = shared.config.raft.heartbeat_interval;
     loop {
-        let reachable = raft.leader_silence().is_none_or(|silence| silence <= limit);
-        if shared.raft.set_leader_reachable(reachable) {
-            // Wake every executor's idle SSE streams so they see it and schedule their close.
-            shared.hub.poke();
-        }
+        refresh(&raft, &shared);
         glommio::timer::sleep(tick).await;
+    }
+}
+
+/// Records whether this server hears a leader now. Also called on every change of
+/// Raft's metrics before the executors' view of the leader is updated, so that no
+/// stream sees a leader named while the leaderless clock still runs (at start, the
+/// clock runs from the process's start until a leader is first heard).
+pub fn refresh(raft: &RaftHandle, shared: &Shared) {
+    let limit = shared.config.raft.election_timeout_max;
+    let reachable = raft.leader_silence().is_none_or(|silence| silence <= limit);
+    if shared.raft.set_leader_reachable(reachable) {
+        // Wake every executor's idle SSE streams so they see it and schedule their close.
+        shared.hub.poke();
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::executor::Shared;
+use crate::notify::leader_loss;
 use crate::raft::RaftHandle;
 
 /// Exit status of a server whose Raft stopped (1: could not start, 2: bad configuration).
@@ -27,6 +28,7 @@ pub async fn track_raft(raft: Rc<RaftHandle>, shared: Arc<Shared>) {
     let mut watch = raft.watch();
     loop {
         let view = watch.summary();
+        leader_loss::refresh(&raft, &shared);
         shared
             .raft
             .update(view.term, view.leader, view.is_leader, view.applied_index);

@@ -10,9 +10,11 @@ pub struct RaftView {
     leader: AtomicU64,
     is_leader: AtomicBool,
     applied_index: AtomicU64,
-    /// Milliseconds since `epoch` when the leader was last lost; u64::MAX while one is known.
+    /// Milliseconds since `epoch` when the leader was last lost; u64::MAX while one is
+    /// known. 0 at creation: a server has heard no leader since it started.
     leaderless_since_ms: AtomicU64,
-    epoch: std::sync::OnceLock<std::time::Instant>,
+    /// When this view was created (the process's start, for the leaderless clock).
+    epoch: std::time::Instant,
 }
 
 impl Default for RaftView {
@@ -23,17 +25,14 @@ impl Default for RaftView {
             is_leader: AtomicBool::new(false),
             applied_index: AtomicU64::new(0),
             leaderless_since_ms: AtomicU64::new(0),
-            epoch: std::sync::OnceLock::new(),
+            epoch: std::time::Instant::now(),
         }
     }
 }
 
 impl RaftView {
     fn now_ms(&self) -> u64 {
-        self.epoch
-            .get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_millis() as u64
+        self.epoch.elapsed().as_millis() as u64
     }
 
     /// How long this server has known no leader; `None` while it knows one.
@@ -78,5 +77,28 @@ impl RaftView {
 
     pub fn applied_index(&self) -> u64 {
         self.applied_index.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RaftView;
+    use std::time::Duration;
+
+    #[test]
+    fn the_leaderless_clock_runs_from_creation_until_a_leader_is_heard() {
+        let view = RaftView::default();
+        std::thread::sleep(Duration::from_millis(30));
+        // Not from the first time someone asks: that would let a late first
+        // observation of the leader look like a loss to streams opened meanwhile.
+        assert!(view.leaderless_for().expect("no leader yet") >= Duration::from_millis(30));
+        assert!(!view.set_leader_reachable(true));
+        assert_eq!(view.leaderless_for(), None);
+        assert!(view.set_leader_reachable(false), "just lost");
+        assert!(view.leaderless_for().expect("lost") < Duration::from_secs(5));
+        assert!(
+            !view.set_leader_reachable(false),
+            "still lost, not lost again"
+        );
     }
 }
