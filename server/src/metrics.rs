@@ -120,6 +120,9 @@ pub struct Gauges {
     pub nodes: usize,
     pub executors: usize,
     pub sse_subscribers: usize,
+    /// Control-executor ticks over one heartbeat interval late, and the latest (ms).
+    pub control_late_ticks: u64,
+    pub control_late_max_ms: u64,
 }
 
 /// Health-probe metrics. Written by the health monitor on the control executor alone

@@ -79,6 +79,7 @@ pub async fn handle(route: AdminRoute, ctx: &ExecutorContext) -> Response<Body> 
         AdminRoute::Metrics => {
             let published = ctx.published.current();
             let raft = &ctx.shared.raft;
+            let (control_late_ticks, control_late_max_ms) = raft.tick_lateness();
             let gauges = Gauges {
                 version: published.version,
                 term: raft.term(),
@@ -92,6 +93,8 @@ pub async fn handle(route: AdminRoute, ctx: &ExecutorContext) -> Response<Body> 
                     .shared
                     .sse_subscribers
                     .load(std::sync::atomic::Ordering::Relaxed),
+                control_late_ticks,
+                control_late_max_ms,
             };
             let mut text = metrics::render(&ctx.shared.metrics, &gauges);
             metrics::render_probes(&mut text, &ctx.shared.probes);

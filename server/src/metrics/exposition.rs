@@ -268,6 +268,16 @@ impl Collector for ServerCollector {
                     "Serving executors (threads).",
                     g.executors as u64,
                 ),
+                Scalar::counter(
+                    "concord_control_ticks_late_total",
+                    "Ticks of executor 0's heartbeat-interval clock that came over one interval late (Raft's heartbeats and votes wait the same way).",
+                    g.control_late_ticks,
+                ),
+                Scalar::gauge(
+                    "concord_control_tick_late_max_milliseconds",
+                    "The latest any tick of executor 0's heartbeat-interval clock came since start.",
+                    g.control_late_max_ms,
+                ),
             ],
         )
     }
@@ -371,6 +381,8 @@ mod tests {
         assert!(text.contains("concord_topology_version 7"));
         assert!(text.contains("concord_http_connections_open 1"));
         assert!(text.contains("concord_sse_subscribers 3"));
+        assert!(text.contains("concord_control_ticks_late_total 4"));
+        assert!(text.contains("concord_control_tick_late_max_milliseconds 480"));
     }
 
     #[test]
@@ -403,6 +415,8 @@ mod tests {
             nodes: 6,
             executors: 2,
             sse_subscribers: 3,
+            control_late_ticks: 4,
+            control_late_max_ms: 480,
         }
     }
 
@@ -552,8 +566,8 @@ mod tests {
         assert_eq!(get("concord_health_probe_duration_seconds_count"), 2.0);
         assert_eq!(get("concord_health_monitoring"), 1.0);
         // 6 classes x 4 families, 6 classes x (12 bounds + `+Inf` + sum + count),
-        // 13 scalars; 4 probe counters, 12 + 3 histogram series, 4 scalars.
-        assert_eq!(samples.len(), 24 + 6 * 15 + 13 + 4 + 15 + 4);
+        // 15 scalars; 4 probe counters, 12 + 3 histogram series, 4 scalars.
+        assert_eq!(samples.len(), 24 + 6 * 15 + 15 + 4 + 15 + 4);
     }
 
     #[test]
@@ -582,6 +596,8 @@ mod tests {
                 "concord_raft_is_leader gauge",
                 "concord_raft_applied_index gauge",
                 "concord_executors gauge",
+                "concord_control_ticks_late_total counter",
+                "concord_control_tick_late_max_milliseconds gauge",
                 "concord_health_probes_total counter",
                 "concord_health_probe_duration_seconds histogram",
                 "concord_health_rounds_total counter",

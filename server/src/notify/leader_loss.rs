@@ -18,7 +18,17 @@ pub async fn watch(raft: Rc<RaftHandle>, shared: Arc<Shared>) {
     let tick = shared.config.raft.heartbeat_interval;
     loop {
         refresh(&raft, &shared);
+        let asleep = Instant::now();
         glommio::timer::sleep(tick).await;
+        let late = asleep.elapsed().saturating_sub(tick);
+        if let Some(count) = shared.raft.record_tick(late, tick) {
+            // Once per doubling: a storm makes many late ticks, the log keeps a few lines.
+            if count.is_power_of_two() {
+                tracing::warn!(
+                    "executor 0 ran its {tick:?} tick {late:?} late ({count} late ticks so far): Raft's heartbeats wait behind other work the same way"
+                );
+            }
+        }
     }
 }
 

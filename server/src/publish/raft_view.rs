@@ -15,6 +15,10 @@ pub struct RaftView {
     leaderless_since_ms: AtomicU64,
     /// When this view was created (the process's start, for the leaderless clock).
     epoch: std::time::Instant,
+    /// Ticks of the control executor's clock that came over one interval late.
+    late_ticks: AtomicU64,
+    /// The latest any tick came, in milliseconds.
+    late_max_ms: AtomicU64,
 }
 
 impl Default for RaftView {
@@ -26,6 +30,8 @@ impl Default for RaftView {
             applied_index: AtomicU64::new(0),
             leaderless_since_ms: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
+            late_ticks: AtomicU64::new(0),
+            late_max_ms: AtomicU64::new(0),
         }
     }
 }
@@ -53,6 +59,26 @@ impl RaftView {
             return true;
         }
         false
+    }
+
+    /// Records that the control executor's periodic tick (every `interval`) came
+    /// `late`: Raft's heartbeats and votes wait the same way. The number of late
+    /// ticks so far when this one was over an interval late, else `None`.
+    pub fn record_tick(
+        &self,
+        late: std::time::Duration,
+        interval: std::time::Duration,
+    ) -> Option<u64> {
+        self.late_max_ms.fetch_max(late.as_millis() as u64, Relaxed);
+        (late > interval).then(|| self.late_ticks.fetch_add(1, Relaxed) + 1)
+    }
+
+    /// Ticks over one interval late, and the latest any tick came (ms).
+    pub fn tick_lateness(&self) -> (u64, u64) {
+        (
+            self.late_ticks.load(Relaxed),
+            self.late_max_ms.load(Relaxed),
+        )
     }
 
     pub fn update(&self, term: u64, leader: Option<u64>, is_leader: bool, applied_index: u64) {
