@@ -220,18 +220,7 @@ pub fn run(mut config: Config) -> Result<(), StartError> {
         let handle = builder
             .spawn(move || async move {
                 if index == 0 {
-                    let started_control = glommio::spawn_local_into(
-                        start_control(shared.clone(), control_rx),
-                        control_queue(),
-                    );
-                    let started_control = match started_control {
-                        Ok(task) => task.await,
-                        Err(e) => Err(StartError::Executor {
-                            index,
-                            message: format!("the control task queue: {e}"),
-                        }),
-                    };
-                    match started_control {
+                    match start_control(shared.clone(), control_rx).await {
                         Ok(()) => {
                             let _ = started.send(Ok(()));
                         }
@@ -311,23 +300,6 @@ async fn serve_http(index: usize, shared: Arc<Shared>, ticks: async_channel::Rec
         eprintln!("concord-topo: executor {index} cannot listen on {addr}: {e}");
         std::process::exit(1);
     }
-}
-
-/// How soon the control task queue runs once it has work, however busy the client
-/// port keeps executor 0: well under a heartbeat interval, so that Raft's heartbeats,
-/// votes and the leader-loss tick are not queued behind thousands of connections
-/// (everything in one queue, a storm of 10,000 subscribes delayed a 50 ms tick by
-/// 500 ms: glommio polls timers only when a queue yields, by default every 100 ms).
-const CONTROL_LATENCY: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// Executor 0's task queue for Raft and every task it spawns (peer port, dispatcher,
-/// health monitor): `spawn_local` inherits the queue of the task that calls it.
-fn control_queue() -> glommio::TaskQueueHandle {
-    glommio::executor().create_task_queue(
-        glommio::Shares::default(),
-        glommio::Latency::Matters(CONTROL_LATENCY),
-        "control",
-    )
 }
 
 /// Starts Raft on this (the control) executor and the tasks that serve it.
