@@ -157,6 +157,8 @@ fn read_routes_serve_the_sample_topology_with_headers() {
     assert!(text.contains("# TYPE concord_http_responses_total counter"));
     assert!(text.contains(&format!("concord_topology_version {version}")));
     assert!(text.contains("concord_raft_is_leader 1"));
+    assert!(text.contains("# TYPE concord_control_ticks_late_total counter"));
+    assert!(text.contains("# TYPE concord_control_tick_late_max_milliseconds gauge"));
 }
 
 #[test]

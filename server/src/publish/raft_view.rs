@@ -127,4 +127,21 @@ mod tests {
             "still lost, not lost again"
         );
     }
+
+    #[test]
+    fn a_tick_over_one_interval_late_is_counted_and_the_latest_kept() {
+        let view = RaftView::default();
+        let interval = Duration::from_millis(50);
+        assert_eq!(view.record_tick(Duration::from_millis(20), interval), None);
+        assert_eq!(view.tick_lateness(), (0, 20));
+        assert_eq!(
+            view.record_tick(Duration::from_millis(480), interval),
+            Some(1)
+        );
+        assert_eq!(
+            view.record_tick(Duration::from_millis(60), interval),
+            Some(2)
+        );
+        assert_eq!(view.tick_lateness(), (2, 480));
+    }
 }
