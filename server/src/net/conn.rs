@@ -36,6 +36,9 @@ use super::ConnectionGuard;
 /// connection is closed without an answer (a flood must not cost a task each).
 const MAX_REFUSING: usize = 64;
 
+/// Connections accepted in one turn of the accept loop before it lets other tasks run.
+const ACCEPTS_PER_TURN: usize = 32;
+
 /// How long a refused connection may take to receive its 503 and hang up.
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
 
@@ -110,7 +113,16 @@ pub async fn accept_loop<S, F, Fut>(
     Fut: Future<Output = ()> + 'static,
 {
     let refusing = Rc::new(Cell::new(0usize));
+    let mut accepted_in_turn = 0usize;
     loop {
+        // glommio's accept returns at once while the backlog holds connections, so
+        // without a yield a burst is accepted in one poll and everything else on the
+        // executor (Raft's timers on executor 0) waits for the whole backlog.
+        accepted_in_turn += 1;
+        if accepted_in_turn == ACCEPTS_PER_TURN {
+            accepted_in_turn = 0;
+            futures_lite::future::yield_now().await;
+        }
         let accepted = listener.shared_accept().await.map_err(io::Error::from);
         let stream = match accepted.and_then(S::adopt) {
             Ok(stream) => stream,
