@@ -147,6 +147,17 @@ impl SseDecoder {
     }
 }
 
+/// A `GET path` request head asking for an event stream, with extra `headers`.
+fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request
+}
+
 /// An open subscription over a blocking socket.
 pub struct SseClient {
     stream: TcpStream,
@@ -174,15 +185,52 @@ impl SseClient {
         headers: &[(&str, &str)],
         limit: Duration,
     ) -> io::Result<SseClient> {
+        let stream = TcpStream::connect_timeout(&addr, limit)?;
+        SseClient::subscribe(stream, addr, path, headers, limit)
+    }
+
+    /// Like [`SseClient::open`], with the subscribe as the second request of its
+    /// connection: `GET first` (with the same headers) is answered and read whole
+    /// first, so the server serves the stream on its HTTP path rather than handing
+    /// the socket to its fan-out writer. Fails unless that first answer is a 200.
+    pub fn open_after(
+        addr: SocketAddr,
+        first: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        limit: Duration,
+    ) -> io::Result<SseClient> {
         let mut stream = TcpStream::connect_timeout(&addr, limit)?;
-        let mut request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
-        for (k, v) in headers {
-            request.push_str(&format!("{k}: {v}\r\n"));
-        }
-        request.push_str("\r\n");
         stream.set_write_timeout(Some(limit))?;
-        stream.write_all(request.as_bytes())?;
+        stream.set_read_timeout(Some(limit))?;
+        stream.write_all(request(addr, first, headers).as_bytes())?;
+        let mut answer = SseDecoder::default();
+        let mut buf = [0u8; 16 * 1024];
+        while !answer.body_done() {
+            match stream.read(&mut buf)? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => answer.feed(&buf[..n])?,
+            }
+        }
+        if answer.status() != Some(200) {
+            return Err(io::Error::other(format!(
+                "GET {first} answered {:?}",
+                answer.status()
+            )));
+        }
+        SseClient::subscribe(stream, addr, path, headers, limit)
+    }
+
+    /// Sends the subscribe on `stream` and reads the response head.
+    fn subscribe(
+        mut stream: TcpStream,
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        limit: Duration,
+    ) -> io::Result<SseClient> {
+        stream.set_write_timeout(Some(limit))?;
+        stream.write_all(request(addr, path, headers).as_bytes())?;
         let mut client = SseClient {
             stream,
             decoder: SseDecoder::default(),

@@ -259,57 +259,22 @@ fn streams_joining_while_versions_are_written_resume_exactly() {
 fn a_subscribe_after_other_requests_on_one_connection_streams_too() {
     let server = Server::start(&["--dev"]);
     let start = server.version();
-    let mut socket = TcpStream::connect(server.client).unwrap();
-    socket.set_read_timeout(Some(WAIT)).unwrap();
-    let host = server.client;
-    socket
-        .write_all(format!("GET /api/topology/version HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
-        .unwrap();
-    // Read the first answer whole (its Content-Length), keeping what follows.
-    let mut received = Vec::new();
-    let mut buf = [0u8; 4096];
-    let body_end = loop {
-        let n = socket.read(&mut buf).unwrap();
-        assert!(n > 0, "the connection closed after the first request");
-        received.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&received).to_ascii_lowercase();
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let length: usize = text
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|v| v.trim().parse().ok())
-                .expect("a Content-Length");
-            if received.len() >= head_end + 4 + length {
-                break head_end + 4 + length;
-            }
-        }
-    };
-    assert!(received.starts_with(b"HTTP/1.1 200"));
-    assert_eq!(received.len(), body_end, "nothing but the first answer yet");
-    socket
-        .write_all(
-            format!(
-                "GET /api/topology/subscribe?sinceVersion={start} HTTP/1.1\r\nHost: {host}\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+    let mut sse = SseClient::open_after(
+        server.client,
+        "/api/topology/version",
+        &format!("/api/topology/subscribe?sinceVersion={start}"),
+        &[],
+        WAIT,
+    )
+    .expect("a subscribe after a read is answered");
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.header("content-type"), Some("text/event-stream"));
     let mut last = start;
     for i in 0..5 {
         last = register(&server, &format!("k{i}"));
     }
-    let mut decoder = SseDecoder::default();
-    let mut versions = Vec::new();
-    let deadline = Instant::now() + WAIT;
-    while versions.last() != Some(&last) && Instant::now() < deadline {
-        let n = socket.read(&mut buf).unwrap();
-        assert!(n > 0, "the stream ended early");
-        decoder.feed(&buf[..n]).unwrap();
-        while let Some(event) = decoder.next_event().unwrap() {
-            versions.extend(event.completed_version());
-        }
-    }
-    assert_eq!(decoder.status(), Some(200));
-    assert_eq!(decoder.header("content-type"), Some("text/event-stream"));
-    assert_eq!(versions, ((start + 1)..=last).collect::<Vec<_>>());
+    let events = sse
+        .events_through(last, WAIT)
+        .expect("the stream carries every version");
+    assert_eq!(completed(&events), ((start + 1)..=last).collect::<Vec<_>>());
 }

@@ -1,5 +1,6 @@
 //! Credential reload without a restart (SIGHUP) against real processes: a write token
-//! rotated in and out, a broken token file that keeps the tokens in force, a server
+//! rotated in and out (and the open event streams of a read token rotated out
+//! ended), a broken token file that keeps the tokens in force, a server
 //! whose credentials come only from flags and the environment, and a peer secret
 //! rotated across a three-server cluster while it keeps committing. (The client-port
 //! certificate swap is in `tls.rs`, beside the test's certificate authority.)
@@ -117,38 +118,126 @@ fn subscribe_as(client: std::net::SocketAddr, token: &str) -> u16 {
     sse.status
 }
 
-#[test]
-fn a_read_token_rotated_out_no_longer_opens_a_stream() {
-    const OLD_READ: &str = "read-token-old-0123456789";
-    const NEW_READ: &str = "read-token-new-0123456789";
+/// One server whose read tokens come from `<temp>/read.tokens` (holding `read`) and
+/// write tokens from `<temp>/write.tokens` (holding `NEW`), with `extra` YAML.
+fn read_token_server(read: &[&str], extra: &str) -> (Server, tempfile::TempDir, PathBuf) {
     let files = tempfile::tempdir().expect("temp dir");
     let (reads, writes) = (
         files.path().join("read.tokens"),
         files.path().join("write.tokens"),
     );
-    write(&reads, &format!("{OLD_READ}\n"));
+    write(&reads, &format!("{}\n", read.join("\n")));
     write(&writes, &format!("{NEW}\n"));
     let yaml = format!(
-        "auth:\n  read_token_file: {}\n  write_token_file: {}\n",
+        "auth:\n  read_token_file: {}\n  write_token_file: {}\n{extra}",
         reads.display(),
         writes.display()
     );
-    let server = Server::with_config(&yaml, &["--dev"]);
-    assert_eq!(subscribe_as(server.client, OLD_READ), 200);
-    assert_eq!(subscribe_as(server.client, NEW_READ), 401);
+    (Server::with_config(&yaml, &["--dev"]), files, reads)
+}
 
-    write(&reads, &format!("{NEW_READ}\n"));
+/// Sends SIGHUP to `server` and waits until one more group has reloaded.
+fn reload_server(server: &Server) {
     let before = reload_counts(&server.get("/metrics").text());
     server.signal_reload();
     wait_for(WAIT, "the server reloads", || {
         (reload_counts(&server.get("/metrics").text()) == (before.0 + 1, before.1)).then_some(())
     });
+}
+
+#[test]
+fn a_read_token_rotated_out_no_longer_opens_a_stream() {
+    const OLD_READ: &str = "read-token-old-0123456789";
+    const NEW_READ: &str = "read-token-new-0123456789";
+    let (server, _files, reads) = read_token_server(&[OLD_READ], "");
+    assert_eq!(subscribe_as(server.client, OLD_READ), 200);
+    assert_eq!(subscribe_as(server.client, NEW_READ), 401);
+
+    write(&reads, &format!("{NEW_READ}\n"));
+    reload_server(&server);
     assert_eq!(
         subscribe_as(server.client, OLD_READ),
         401,
         "a token rotated out opens no stream"
     );
     assert_eq!(subscribe_as(server.client, NEW_READ), 200);
+}
+
+/// Reads `sse` until it ends; panics when it is still open after `WAIT` (events such
+/// as `Progress` may come first).
+fn assert_ends(sse: &mut SseClient, what: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match sse.read_event(left) {
+            Ok(None) => return,
+            Ok(Some(_)) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                panic!("{what}: still open {WAIT:?} after its token was rotated out")
+            }
+            // A reset also ends it; the server closed the socket.
+            Err(_) => return,
+        }
+    }
+}
+
+#[test]
+fn open_streams_whose_read_token_is_rotated_out_end_at_the_reload() {
+    const LEAKED: &str = "read-token-leaked-0123456789";
+    const KEPT: &str = "read-token-kept-0123456789";
+    // Heartbeats (which would also make a stream check its token) are far apart: the
+    // reload itself must end the streams.
+    let (server, _files, reads) = read_token_server(
+        &[LEAKED, KEPT],
+        "topology:\n  notifications:\n    heartbeat_interval: 120s\n",
+    );
+    let leaked = format!("Bearer {LEAKED}");
+    let kept = format!("Bearer {KEPT}");
+    let open = |auth: &str| {
+        SseClient::open(
+            server.client,
+            "/api/topology/subscribe",
+            &[("Authorization", auth)],
+            WAIT,
+        )
+        .expect("subscribe")
+    };
+    // The fan-out writer's path (a subscribe first on its connection) and hyper's (a
+    // subscribe after a read on the same connection).
+    let mut raw = open(&leaked);
+    let mut through_hyper = SseClient::open_after(
+        server.client,
+        "/api/topology/version",
+        "/api/topology/subscribe",
+        &[("Authorization", &leaked)],
+        WAIT,
+    )
+    .expect("subscribe after a read");
+    let mut survivor = open(&kept);
+    assert_eq!(
+        (raw.status, through_hyper.status, survivor.status),
+        (200, 200, 200)
+    );
+
+    write(&reads, &format!("{KEPT}\n"));
+    reload_server(&server);
+    assert_ends(&mut raw, "the fan-out writer's stream");
+    assert_ends(&mut through_hyper, "the stream served through hyper");
+
+    // The stream whose token is still in force carries on, and gets the next change.
+    let auth = format!("Bearer {NEW}");
+    let put = server.send(
+        "PUT",
+        "/api/topology/nodes/after-rotation",
+        &[("Authorization", &auth)],
+        r#"{"address":"127.0.0.1:7000"}"#,
+    );
+    assert_eq!(put.status, 200, "{}", put.text());
+    let version = server.version();
+    assert!(
+        survivor.events_through(version, WAIT).is_some(),
+        "the stream with a kept token carries version {version}"
+    );
 }
 
 #[test]

@@ -9,7 +9,10 @@
 //! the development `auth_token` and a generated peer secret cannot change without a
 //! restart. The trigger (SIGHUP) lives in the process wiring.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
@@ -21,6 +24,9 @@ use crate::net::tls::PeerTls;
 /// The credentials every connection and request checks against, replaceable at run time.
 pub struct LiveCredentials {
     client: ArcSwap<ClientCredentials>,
+    /// Bumped after each swap of `client`: long-lived streams re-check the token
+    /// they opened with when it moves.
+    client_generation: AtomicU64,
     peer_secret: ArcSwapOption<PeerSecret>,
     client_tls: ArcSwapOption<rustls::ServerConfig>,
     peer_tls: ArcSwapOption<PeerTls>,
@@ -95,6 +101,7 @@ impl LiveCredentials {
     pub fn start(config: &Config) -> Result<LiveCredentials, ConfigError> {
         Ok(LiveCredentials {
             client: ArcSwap::from_pointee(config.credentials.clone()),
+            client_generation: AtomicU64::new(0),
             peer_secret: ArcSwapOption::new(config.peer_secret.clone().map(Arc::new)),
             client_tls: ArcSwapOption::new(config.tls.server_config()?),
             peer_tls: ArcSwapOption::new(config.peer_tls.load()?.map(Arc::new)),
@@ -106,6 +113,13 @@ impl LiveCredentials {
     /// The client tokens in force.
     pub fn client(&self) -> Guard<Arc<ClientCredentials>> {
         self.client.load()
+    }
+
+    /// The client tokens in force and their generation. The generation is read
+    /// first: a reader that sees generation N holds the tokens of N or newer.
+    pub fn client_with_generation(&self) -> (u64, Arc<ClientCredentials>) {
+        let generation = self.client_generation.load(Acquire);
+        (generation, self.client.load_full())
     }
 
     /// The peer secret in force (`None` only in an `insecure` cluster).
@@ -197,6 +211,7 @@ impl LiveCredentials {
             Group::ClientTokens => {
                 let fresh = auth::client_credentials(config, env)?;
                 self.client.store(Arc::new(fresh));
+                self.client_generation.fetch_add(1, Release);
             }
             Group::PeerSecret => {
                 let fresh = secret::peer_secret_of_file(config)?;

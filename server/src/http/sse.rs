@@ -26,6 +26,7 @@ use super::query::Query;
 use super::response::{self, Body};
 use super::router;
 use crate::executor::ExecutorContext;
+use crate::net::bearer::Presented;
 use crate::net::capacity::Place;
 use crate::net::raw::RawSocket;
 use crate::net::ConnectionGuard;
@@ -147,6 +148,7 @@ pub async fn accept(
     let start = StreamStart {
         cursor,
         filter,
+        presented: Presented::of(request_headers),
         connection,
         slot,
     };

@@ -23,6 +23,28 @@ fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The credential a request presented, kept by a long-lived stream so that it can be
+/// checked again when the credentials in force change: the digest of its bearer token
+/// (never the token), `None` when it presented none.
+#[derive(Clone, Copy, Default)]
+pub struct Presented(Option<[u8; 32]>);
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Presented(token)"
+        } else {
+            "Presented(none)"
+        })
+    }
+}
+
+impl Presented {
+    pub fn of(headers: &HeaderMap) -> Presented {
+        Presented(bearer_token(headers).map(digest))
+    }
+}
+
 /// Accepted tokens, held as digests only (a core dump or `Debug` shows no token).
 #[derive(Clone, Default)]
 pub struct TokenSet {
@@ -152,14 +174,13 @@ impl ClientCredentials {
         }
     }
 
-    /// The scope `token` grants, if it is one of the configured tokens. Every set is
+    /// The scope the token with digest `given` grants, if it is one of the configured tokens. Every set is
     /// searched, so the time taken does not tell which set (if any) holds the token.
-    fn scope_of(&self, token: &str) -> Option<Scope> {
-        let given = digest(token);
+    fn scope_of(&self, given: &[u8; 32]) -> Option<Scope> {
         let (admin, write, read) = (
-            self.admin.holds(&given),
-            self.write.holds(&given),
-            self.read.holds(&given),
+            self.admin.holds(given),
+            self.write.holds(given),
+            self.read.holds(given),
         );
         if admin || (write && self.admin.is_empty()) {
             Some(Scope::Admin)
@@ -188,7 +209,12 @@ impl ClientCredentials {
 
     /// What the request carrying `headers` may do.
     pub fn grant(&self, headers: &HeaderMap) -> Grant {
-        let by_token = bearer_token(headers).and_then(|t| self.scope_of(t));
+        self.grant_presented(Presented::of(headers))
+    }
+
+    /// What the holder of `presented` may do under these credentials.
+    pub fn grant_presented(&self, presented: Presented) -> Grant {
+        let by_token = presented.0.and_then(|given| self.scope_of(&given));
         Grant {
             scope: by_token.max(self.anonymous()),
             authenticated: by_token.is_some(),
@@ -277,5 +303,39 @@ mod tests {
         assert!(write_only
             .grant_for(&writer, Some(Scope::Admin))
             .allows(Scope::Admin));
+    }
+
+    #[test]
+    fn a_presented_credential_is_judged_by_the_credentials_of_the_moment() {
+        let bearer = |t: &str| -> HeaderMap {
+            [(
+                header::AUTHORIZATION,
+                format!("Bearer {t}").parse().unwrap(),
+            )]
+            .into_iter()
+            .collect()
+        };
+        let guarded = |read: &str| {
+            ClientCredentials::new(
+                TokenSet::new([read]),
+                TokenSet::new([WRITE]),
+                TokenSet::default(),
+            )
+        };
+        let (before, rotated) = (guarded(READ), guarded("read-token-rotated-0123"));
+        let reader = Presented::of(&bearer(READ));
+        assert!(before.grant_presented(reader).allows(Scope::Read));
+        assert!(!rotated.grant_presented(reader).allows(Scope::Read));
+        let writer = Presented::of(&bearer(WRITE));
+        assert!(rotated.grant_presented(writer).allows(Scope::Read));
+        // No token: allowed while reads are open, not once they are guarded.
+        let anonymous = Presented::of(&HeaderMap::new());
+        assert!(ClientCredentials::default()
+            .grant_presented(anonymous)
+            .allows(Scope::Read));
+        assert!(!before.grant_presented(anonymous).allows(Scope::Read));
+        // The token itself is not kept, nor shown.
+        assert_eq!(format!("{reader:?}"), "Presented(token)");
+        assert_eq!(format!("{anonymous:?}"), "Presented(none)");
     }
 }

@@ -1,10 +1,12 @@
 //! The SSE rules of one subscriber, whoever drives its socket (the fan-out writer,
 //! `fanout`, or a hyper response body, `subscribers::open`): what it is owed at a
 //! publication (the frames after its cursor, or a `Reset`), keep-alive + `Progress`
-//! when idle, the lag cut-off, the subscription timeout and the leader-loss close.
-//! A [`Feed`] holds no frames and no buffers: only a cursor, a filter and two
-//! instants, plus its [`Slot`] in the subscriber count.
+//! when idle, the lag cut-off, the subscription timeout, the leader-loss close, and
+//! the close of a stream whose token a credential reload no longer accepts.
+//! A [`Feed`] holds no frames and no buffers: only a cursor, a filter, two instants
+//! and the digest of the token it opened with, plus its [`Slot`] in the subscriber count.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -12,17 +14,21 @@ use bytes::Bytes;
 use super::leader_loss;
 use super::subscribers::{lagging, Slot, StreamStart};
 use crate::executor::Shared;
+use crate::net::bearer::{ClientCredentials, Presented, Scope};
 use crate::publish::frames::{progress_frame, retry_line, EventFilter, KEEP_ALIVE};
 use crate::publish::Published;
 
 /// What is true of the whole executor at one instant, computed once per pass.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Moment {
     pub now: Instant,
     /// No leader heard for longer than the election timeout: every stream ends.
     pub leader_lost: bool,
     /// While no leader is heard: when streams must close.
     pub leader_closes_at: Option<Instant>,
+    /// The client tokens in force, and their generation (a stream checks its token
+    /// again only when the generation moved since it last did).
+    credentials: (u64, Arc<ClientCredentials>),
 }
 
 impl Moment {
@@ -31,6 +37,7 @@ impl Moment {
             now,
             leader_lost: leader_loss::lost(shared),
             leader_closes_at: leader_loss::closes_at(shared, now),
+            credentials: shared.credentials.client_with_generation(),
         }
     }
 }
@@ -42,7 +49,8 @@ pub enum Step {
     Changes { from: u64 },
     /// A keep-alive comment and a `Progress` at `version` (see [`heartbeat`]).
     Heartbeat { version: u64 },
-    /// The stream ends (subscription timeout, or no leader heard).
+    /// The stream ends (subscription timeout, no leader heard, or its token is no
+    /// longer accepted).
     End,
     /// Too far behind: cut off (it resumes with `Last-Event-ID`).
     Lagging,
@@ -58,6 +66,10 @@ pub struct Feed {
     idle_since: Instant,
     heartbeat: Duration,
     queue_bound: u64,
+    /// The token the subscribe presented, and the credentials generation it was last
+    /// found good under (`None`: not yet checked by a pass).
+    presented: Presented,
+    checked: Option<u64>,
     /// Given back when the stream is dropped.
     _slot: Slot,
 }
@@ -84,6 +96,8 @@ impl Feed {
             idle_since: now,
             heartbeat: notifications.heartbeat_interval,
             queue_bound: notifications.subscriber_queue as u64,
+            presented: start.presented,
+            checked: None,
             _slot: start.slot,
         };
         (feed, opening)
@@ -99,8 +113,26 @@ impl Feed {
     }
 
     /// True when the stream must end whatever it owes.
-    pub fn ended(&self, moment: &Moment) -> bool {
-        moment.now >= self.closes_at || moment.leader_lost
+    pub fn ended(&mut self, moment: &Moment) -> bool {
+        moment.now >= self.closes_at || moment.leader_lost || self.revoked(moment)
+    }
+
+    /// True when the credentials in force no longer let this stream's token read.
+    /// Checked once per credentials generation (and once at the first pass, which
+    /// closes the gap between the subscribe's own check and a reload meanwhile).
+    fn revoked(&mut self, moment: &Moment) -> bool {
+        let (generation, credentials) = &moment.credentials;
+        if self.checked == Some(*generation) {
+            return false;
+        }
+        if !credentials
+            .grant_presented(self.presented)
+            .allows(Scope::Read)
+        {
+            return true;
+        }
+        self.checked = Some(*generation);
+        false
     }
 
     /// True when `published` is too far ahead of this stream to keep it.

@@ -22,6 +22,7 @@ use futures_lite::Stream;
 
 use super::feed::{self, Feed, Moment, Step};
 use crate::executor::{ExecutorContext, Shared};
+use crate::net::bearer::Presented;
 use crate::net::conn::address_key;
 use crate::net::ConnectionGuard;
 use crate::publish::frames::EventFilter;
@@ -171,6 +172,8 @@ pub async fn watchdog(ctx: Rc<ExecutorContext>) {
 pub struct StreamStart {
     pub cursor: u64,
     pub filter: EventFilter,
+    /// The token its subscribe presented, checked again when the tokens are reloaded.
+    pub presented: Presented,
     /// Its connection (the fan-out writer drives its socket without one).
     pub connection: Rc<ConnectionGuard>,
     pub slot: Slot,

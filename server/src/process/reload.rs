@@ -2,12 +2,15 @@
 //! re-read its credential files ([`LiveCredentials::reload`]). The handler is
 //! installed first thing at start, so a SIGHUP during start-up is held for the
 //! reload thread rather than killing the process (the signal's default action).
+//! A reload that replaced the client tokens wakes every executor's event streams,
+//! which then end those whose token no longer grants reads.
 
 use std::sync::Arc;
 
 use signal_hook::consts::SIGHUP;
 use signal_hook::iterator::Signals;
 
+use crate::config::live::Group;
 use crate::executor::Shared;
 
 /// SIGHUP caught from now on; [`ReloadSignal::serve`] acts on it.
@@ -36,7 +39,11 @@ impl ReloadSignal {
             .spawn(move || {
                 for _ in self.signals.forever() {
                     tracing::info!("SIGHUP: reloading credentials");
-                    shared.credentials.reload(&shared.config);
+                    let report = shared.credentials.reload(&shared.config);
+                    if report.reloaded.contains(&Group::ClientTokens) {
+                        // Each stream checks its token at its next pass (`notify::feed`).
+                        shared.hub.poke();
+                    }
                 }
             });
         if let Err(e) = spawned {
