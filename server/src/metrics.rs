@@ -123,6 +123,8 @@ pub struct Gauges {
     /// Control-executor ticks over one heartbeat interval late, and the latest (ms).
     pub control_late_ticks: u64,
     pub control_late_max_ms: u64,
+    /// Followers found to have lost log entries they had acknowledged.
+    pub followers_log_lost: u64,
 }
 
 /// Health-probe metrics. Written by the health monitor on the control executor alone

@@ -324,7 +324,11 @@ async fn start_control(
             Some(&previous),
         )));
     });
-    let raft_options = RaftOptions::from_config(config, shared.credentials.clone());
+    let raft_options = RaftOptions::from_config(
+        config,
+        shared.credentials.clone(),
+        shared.raft.lost_log_counter(),
+    );
     let raft = RaftHandle::start(raft_options, publish)
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;

@@ -6,6 +6,7 @@
 //!   slow fsync on one server, all under the history checker;
 //! - [`clock`]: the leader's wall clock jumps an hour either way;
 //! - [`torn_tail`]: a torn record at the end of a server's log after SIGKILL;
+//! - [`lost_log`]: a follower restarted on a wiped data directory under its old id;
 //! - [`disk_full`]: one server's data directory on a small tmpfs that fills up;
 //! - [`snapshot_install`]: a lagging follower killed again and again while it
 //!   installs the leader's snapshot;
@@ -25,6 +26,7 @@ mod broken;
 mod clock;
 mod disk_full;
 mod histories;
+mod lost_log;
 mod shims;
 mod snapshot_install;
 mod torn_tail;

@@ -95,6 +95,7 @@ pub async fn handle(route: AdminRoute, ctx: &ExecutorContext) -> Response<Body> 
                     .load(std::sync::atomic::Ordering::Relaxed),
                 control_late_ticks,
                 control_late_max_ms,
+                followers_log_lost: raft.lost_logs(),
             };
             let mut text = metrics::render(&ctx.shared.metrics, &gauges);
             metrics::render_probes(&mut text, &ctx.shared.probes);

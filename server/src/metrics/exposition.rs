@@ -278,6 +278,11 @@ impl Collector for ServerCollector {
                     "The latest any tick of executor 0's heartbeat-interval clock came since start.",
                     g.control_late_max_ms,
                 ),
+                Scalar::counter(
+                    "concord_raft_followers_log_lost_total",
+                    "Followers this server, leading, found to have lost log entries they had acknowledged (a wiped or restored data directory), once per follower and term; each is kept out of replication until replaced.",
+                    g.followers_log_lost,
+                ),
             ],
         )
     }
@@ -383,6 +388,7 @@ mod tests {
         assert!(text.contains("concord_sse_subscribers 3"));
         assert!(text.contains("concord_control_ticks_late_total 4"));
         assert!(text.contains("concord_control_tick_late_max_milliseconds 480"));
+        assert!(text.contains("concord_raft_followers_log_lost_total 1"));
     }
 
     #[test]
@@ -416,6 +422,7 @@ mod tests {
             executors: 2,
             sse_subscribers: 3,
             control_late_ticks: 4,
+            followers_log_lost: 1,
             control_late_max_ms: 480,
         }
     }
@@ -566,8 +573,8 @@ mod tests {
         assert_eq!(get("concord_health_probe_duration_seconds_count"), 2.0);
         assert_eq!(get("concord_health_monitoring"), 1.0);
         // 6 classes x 4 families, 6 classes x (12 bounds + `+Inf` + sum + count),
-        // 15 scalars; 4 probe counters, 12 + 3 histogram series, 4 scalars.
-        assert_eq!(samples.len(), 24 + 6 * 15 + 15 + 4 + 15 + 4);
+        // 16 scalars; 4 probe counters, 12 + 3 histogram series, 4 scalars.
+        assert_eq!(samples.len(), 24 + 6 * 15 + 16 + 4 + 15 + 4);
     }
 
     #[test]
@@ -598,6 +605,7 @@ mod tests {
                 "concord_executors gauge",
                 "concord_control_ticks_late_total counter",
                 "concord_control_tick_late_max_milliseconds gauge",
+                "concord_raft_followers_log_lost_total counter",
                 "concord_health_probes_total counter",
                 "concord_health_probe_duration_seconds histogram",
                 "concord_health_rounds_total counter",

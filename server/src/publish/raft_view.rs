@@ -3,6 +3,7 @@
 //! by every serving executor without a round trip.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 /// This server's view of Raft, refreshed by the control executor on every metrics change.
 pub struct RaftView {
@@ -19,6 +20,9 @@ pub struct RaftView {
     late_ticks: AtomicU64,
     /// The latest any tick came, in milliseconds.
     late_max_ms: AtomicU64,
+    /// Followers found to have lost log entries they had acknowledged (counted by the
+    /// peer client, `raft::lost_log`).
+    lost_logs: Arc<AtomicU64>,
 }
 
 impl Default for RaftView {
@@ -32,6 +36,7 @@ impl Default for RaftView {
             epoch: std::time::Instant::now(),
             late_ticks: AtomicU64::new(0),
             late_max_ms: AtomicU64::new(0),
+            lost_logs: Arc::default(),
         }
     }
 }
@@ -79,6 +84,16 @@ impl RaftView {
             self.late_ticks.load(Relaxed),
             self.late_max_ms.load(Relaxed),
         )
+    }
+
+    /// The counter the peer client adds to when a follower lost acknowledged entries.
+    pub fn lost_log_counter(&self) -> Arc<AtomicU64> {
+        self.lost_logs.clone()
+    }
+
+    /// Followers found to have lost acknowledged entries, once per peer and term.
+    pub fn lost_logs(&self) -> u64 {
+        self.lost_logs.load(Relaxed)
     }
 
     pub fn update(&self, term: u64, leader: Option<u64>, is_leader: bool, applied_index: u64) {

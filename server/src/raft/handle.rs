@@ -50,10 +50,16 @@ pub struct RaftOptions {
     pub credentials: Arc<LiveCredentials>,
     /// Deadline of a write or read index forwarded to the leader.
     pub forward_timeout: Duration,
+    /// Counts the followers found to have lost log entries they had acknowledged.
+    pub lost_logs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RaftOptions {
-    pub fn from_config(config: &Config, credentials: Arc<LiveCredentials>) -> RaftOptions {
+    pub fn from_config(
+        config: &Config,
+        credentials: Arc<LiveCredentials>,
+        lost_logs: Arc<std::sync::atomic::AtomicU64>,
+    ) -> RaftOptions {
         RaftOptions {
             node_id: config.node_id,
             data_dir: config.data_dir.clone(),
@@ -61,6 +67,7 @@ impl RaftOptions {
             raft: config.raft.clone(),
             credentials,
             forward_timeout: config.http.write_timeout,
+            lost_logs,
         }
     }
 }
@@ -196,7 +203,12 @@ impl RaftHandle {
             options.credentials.clone(),
             r.max_message_bytes,
         ));
-        let network = PeerNetwork::new(peers.clone(), options.node_id, r.election_timeout_max);
+        let network = PeerNetwork::new(
+            peers.clone(),
+            options.node_id,
+            r.election_timeout_max,
+            options.lost_logs.clone(),
+        );
         let raft = TopoRaft::new(
             options.node_id,
             Arc::new(config),

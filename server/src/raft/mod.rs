@@ -13,7 +13,8 @@
 //! - [`network`]: the Raft transport between topology servers (openraft's
 //!   `RaftNetworkV2`), over [`peer_client`]; [`peer_server`] is the peer-port listener,
 //!   [`peer_guard`] what it checks before Raft sees a message (peer secret, membership,
-//!   term bounds), and [`wire`] the routes and messages both sides speak.
+//!   term bounds), and [`wire`] the routes and messages both sides speak;
+//!   [`lost_log`] keeps out a follower that lost entries it had acknowledged.
 //! - [`membership`]: adding learners and changing voters.
 //! - [`log_store`]: the durable Raft log and vote, on the `raft-log` crate.
 //! - [`recovery`]: what this server held durably at start, to be applied again
@@ -27,6 +28,7 @@
 pub mod handle;
 pub mod leader;
 pub mod log_store;
+pub mod lost_log;
 pub mod membership;
 pub mod network;
 pub mod peer_client;

@@ -6,10 +6,14 @@
 //! so connections are reused across clients. Each RPC is bounded by the timeout
 //! openraft hands it ([`RPCOption::soft_ttl`]), with one exception, see
 //! [`PeerClient::append_timeout`]. Failures map onto openraft's error kinds so it
-//! backs off from a dead peer (`Unreachable`) and retries a timed-out one.
+//! backs off from a dead peer (`Unreachable`) and retries a timed-out one. A follower
+//! that answers as if it had lost entries it acknowledged is kept out the same way
+//! ([`super::lost_log`]).
 
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::errors::{
@@ -23,6 +27,7 @@ use openraft::raft::{
 use openraft::type_config::alias::VoteOf;
 use openraft::{BasicNode, OptionalSend};
 
+use super::lost_log::{AckLedger, LostLog};
 use super::peer_client::{PeerError, PeerPool};
 use super::types::{Snapshot, TopoConfig};
 use super::wire;
@@ -34,16 +39,28 @@ pub struct PeerNetwork {
     node_id: u64,
     /// Lower bound of the deadline of an append that carries entries.
     append_floor: Duration,
+    /// What each peer acknowledged in this server's term as leader.
+    acknowledged: Rc<AckLedger>,
+    /// Followers found to have lost acknowledged entries (once per peer and term).
+    lost_logs: Arc<AtomicU64>,
 }
 
 impl PeerNetwork {
     /// `append_floor` is the least time an append carrying entries is given (see
     /// [`PeerClient::append_timeout`]); the election timeout is a good value.
-    pub fn new(pool: Rc<PeerPool>, node_id: u64, append_floor: Duration) -> PeerNetwork {
+    /// `lost_logs` counts the followers found to have lost acknowledged entries.
+    pub fn new(
+        pool: Rc<PeerPool>,
+        node_id: u64,
+        append_floor: Duration,
+        lost_logs: Arc<AtomicU64>,
+    ) -> PeerNetwork {
         PeerNetwork {
             pool,
             node_id,
             append_floor,
+            acknowledged: Rc::default(),
+            lost_logs,
         }
     }
 }
@@ -102,6 +119,53 @@ impl PeerClient {
         }
     }
 
+    /// Records what an answer to `rpc` says the peer holds; a `Conflict` that
+    /// contradicts what it acknowledged in this term becomes an error.
+    fn check_append(
+        &self,
+        rpc: &AppendEntriesRequest<TopoConfig>,
+        answer: &AppendEntriesResponse<TopoConfig>,
+    ) -> Result<(), RPCError<TopoConfig>> {
+        let ledger = &self.network.acknowledged;
+        let term = rpc.vote.leader_id().term;
+        let prev = rpc.prev_log_id.as_ref().map(|id| id.index);
+        match answer {
+            AppendEntriesResponse::Success => {
+                let last = rpc.entries.last().map(|e| e.log_id.index).or(prev);
+                if let Some(last) = last {
+                    ledger.acknowledged(self.target, term, last);
+                }
+            }
+            AppendEntriesResponse::PartialSuccess(Some(id)) => {
+                ledger.acknowledged(self.target, term, id.index);
+            }
+            AppendEntriesResponse::Conflict => {
+                if let Some(lost) = prev.and_then(|p| ledger.conflict(self.target, term, p)) {
+                    return Err(self.lost_log(lost, prev.unwrap_or(0)));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The error that keeps a follower which lost acknowledged entries out (openraft
+    /// would stop this leader on it); logged and counted once per peer and term.
+    fn lost_log(&self, lost: LostLog, conflict_at: u64) -> RPCError<TopoConfig> {
+        let message = format!(
+            "peer {} ({}) lost log entries it had acknowledged: it acknowledged up to index {} \
+             in this term and now lacks index {conflict_at}; its data directory was lost or \
+             restored from an older copy. It is kept out of replication; replace it under a \
+             new node id (README, \"Replacing a failed server\")",
+            self.target, self.addr, lost.acknowledged
+        );
+        if lost.first_report {
+            self.network.lost_logs.fetch_add(1, Relaxed);
+            tracing::error!("{message}");
+        }
+        RPCError::Unreachable(Unreachable::from_string(message))
+    }
+
     /// The remote Raft answered with a failure (it is shutting down or hit a fatal
     /// storage error): nothing to retry soon.
     fn remote_failure(&self, message: String) -> RPCError<TopoConfig> {
@@ -141,8 +205,11 @@ impl RaftNetworkV2<TopoConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TopoConfig>, RPCError<TopoConfig>> {
         let timeout = self.append_timeout(&rpc, &option);
-        self.unary(RPCTypes::AppendEntries, wire::APPEND, &rpc, timeout)
-            .await
+        let answer = self
+            .unary(RPCTypes::AppendEntries, wire::APPEND, &rpc, timeout)
+            .await?;
+        self.check_append(&rpc, &answer)?;
+        Ok(answer)
     }
 
     async fn vote(
