@@ -140,8 +140,10 @@ impl PeerClient {
                 ledger.acknowledged(self.target, term, id.index);
             }
             AppendEntriesResponse::Conflict => {
-                if let Some(lost) = prev.and_then(|p| ledger.conflict(self.target, term, p)) {
-                    return Err(self.lost_log(lost, prev.unwrap_or(0)));
+                if let Some(prev) = prev {
+                    if let Some(lost) = ledger.conflict(self.target, term, prev) {
+                        return Err(self.lost_log(lost, prev));
+                    }
                 }
             }
             _ => {}
