@@ -115,11 +115,10 @@ impl LiveCredentials {
         self.client.load()
     }
 
-    /// The client tokens in force and their generation. The generation is read
-    /// first: a reader that sees generation N holds the tokens of N or newer.
-    pub fn client_with_generation(&self) -> (u64, Arc<ClientCredentials>) {
-        let generation = self.client_generation.load(Acquire);
-        (generation, self.client.load_full())
+    /// How many times the client tokens were replaced. Tokens loaded after reading
+    /// generation N are those of N or newer (bumped after each swap).
+    pub fn client_generation(&self) -> u64 {
+        self.client_generation.load(Acquire)
     }
 
     /// The peer secret in force (`None` only in an `insecure` cluster).

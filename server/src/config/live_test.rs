@@ -48,7 +48,7 @@ fn a_rotation_adds_then_removes_a_token_and_a_secret() {
     let live = LiveCredentials::start(&config).unwrap();
     assert_eq!(scope_of(&live, OLD), Some(Scope::Admin));
     assert_eq!(scope_of(&live, NEW), None);
-    assert_eq!(live.client_with_generation().0, 0);
+    assert_eq!(live.client_generation(), 0);
 
     write(&tokens, &format!("{OLD}\n{NEW}\n"));
     write(&secret, &format!("{SECRET_B}\n{SECRET_A}\n"));
@@ -57,7 +57,7 @@ fn a_rotation_adds_then_removes_a_token_and_a_secret() {
     assert!(report.failed.is_empty() && report.fixed.is_empty());
     assert_eq!(scope_of(&live, OLD), Some(Scope::Admin));
     assert_eq!(scope_of(&live, NEW), Some(Scope::Admin));
-    assert_eq!(live.client_with_generation().0, 1, "open streams re-check");
+    assert_eq!(live.client_generation(), 1, "open streams re-check");
     let peer = live.peer_secret().unwrap();
     assert_eq!(peer.presented(), SECRET_B);
     assert!(peer.accepts(SECRET_A) && peer.accepts(SECRET_B));
@@ -93,7 +93,7 @@ fn a_broken_file_keeps_its_group_in_force_and_names_the_file() {
     assert_eq!(scope_of(&live, OLD), Some(Scope::Admin), "old token kept");
     assert_eq!(live.reload_counts(), (1, 1));
     assert_eq!(
-        live.client_with_generation().0,
+        live.client_generation(),
         0,
         "tokens kept: no stream re-checks"
     );

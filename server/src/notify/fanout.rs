@@ -162,7 +162,7 @@ enum UnitKey {
 struct Pass<'a> {
     ctx: &'a ExecutorContext,
     published: &'a Published,
-    moment: Moment,
+    moment: Moment<'a>,
     units: Vec<(UnitKey, Rc<[Bytes]>, bool)>,
 }
 

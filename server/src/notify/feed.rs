@@ -6,38 +6,40 @@
 //! A [`Feed`] holds no frames and no buffers: only a cursor, a filter, two instants
 //! and the digest of the token it opened with, plus its [`Slot`] in the subscriber count.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::leader_loss;
 use super::subscribers::{lagging, Slot, StreamStart};
+use crate::config::LiveCredentials;
 use crate::executor::Shared;
-use crate::net::bearer::{ClientCredentials, Presented, Scope};
+use crate::net::bearer::{Presented, Scope};
 use crate::publish::frames::{progress_frame, retry_line, EventFilter, KEEP_ALIVE};
 use crate::publish::Published;
 
 /// What is true of the whole executor at one instant, computed once per pass.
-#[derive(Clone, Debug)]
-pub struct Moment {
+#[derive(Clone, Copy, Debug)]
+pub struct Moment<'a> {
     pub now: Instant,
     /// No leader heard for longer than the election timeout: every stream ends.
     pub leader_lost: bool,
     /// While no leader is heard: when streams must close.
     pub leader_closes_at: Option<Instant>,
-    /// The client tokens in force, and their generation (a stream checks its token
-    /// again only when the generation moved since it last did).
-    credentials: (u64, Arc<ClientCredentials>),
+    /// The generation of the client tokens in force: a stream checks its token again
+    /// (against `credentials`, loaded only then) when it moved since it last did.
+    generation: u64,
+    credentials: &'a LiveCredentials,
 }
 
-impl Moment {
-    pub fn at(shared: &Shared, now: Instant) -> Moment {
+impl Moment<'_> {
+    pub fn at(shared: &Shared, now: Instant) -> Moment<'_> {
         Moment {
             now,
             leader_lost: leader_loss::lost(shared),
             leader_closes_at: leader_loss::closes_at(shared, now),
-            credentials: shared.credentials.client_with_generation(),
+            generation: shared.credentials.client_generation(),
+            credentials: &shared.credentials,
         }
     }
 }
@@ -121,17 +123,18 @@ impl Feed {
     /// Checked once per credentials generation (and once at the first pass, which
     /// closes the gap between the subscribe's own check and a reload meanwhile).
     fn revoked(&mut self, moment: &Moment) -> bool {
-        let (generation, credentials) = &moment.credentials;
-        if self.checked == Some(*generation) {
+        if self.checked == Some(moment.generation) {
             return false;
         }
-        if !credentials
+        if !moment
+            .credentials
+            .client()
             .grant_presented(self.presented)
             .allows(Scope::Read)
         {
             return true;
         }
-        self.checked = Some(*generation);
+        self.checked = Some(moment.generation);
         false
     }
 

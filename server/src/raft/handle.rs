@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,14 +52,14 @@ pub struct RaftOptions {
     /// Deadline of a write or read index forwarded to the leader.
     pub forward_timeout: Duration,
     /// Counts the followers found to have lost log entries they had acknowledged.
-    pub lost_logs: Arc<std::sync::atomic::AtomicU64>,
+    pub lost_logs: Arc<AtomicU64>,
 }
 
 impl RaftOptions {
     pub fn from_config(
         config: &Config,
         credentials: Arc<LiveCredentials>,
-        lost_logs: Arc<std::sync::atomic::AtomicU64>,
+        lost_logs: Arc<AtomicU64>,
     ) -> RaftOptions {
         RaftOptions {
             node_id: config.node_id,

@@ -47,20 +47,17 @@ impl AckLedger {
     /// `peer` answered an append of leader term `term` with success: it holds this
     /// server's log through `index`.
     pub fn acknowledged(&self, peer: u64, term: u64, index: u64) {
-        let mut peers = self.peers.borrow_mut();
-        let entry = peers.entry(peer).or_insert(Acknowledged {
+        let fresh = Acknowledged {
             term,
             index,
             reported: false,
-        });
-        if term > entry.term {
-            *entry = Acknowledged {
-                term,
-                index,
-                reported: false,
-            };
-        } else if term == entry.term {
-            entry.index = entry.index.max(index);
+        };
+        let mut peers = self.peers.borrow_mut();
+        let entry = peers.entry(peer).or_insert(fresh);
+        match term.cmp(&entry.term) {
+            std::cmp::Ordering::Greater => *entry = fresh,
+            std::cmp::Ordering::Equal => entry.index = entry.index.max(index),
+            std::cmp::Ordering::Less => {}
         }
     }
 
